@@ -1,0 +1,137 @@
+"""Turning block instances into classes: one class per block definition (per structural variant),
+with the constructor literals that differ between instances lifted into `__init__` params that
+are named after the block's own params where the values say so (`width`, `c_in`, `width * 4`)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.ir.graph import Module
+
+HOLE = re.compile(r"\x00(\d+)\x00")
+
+
+@dataclass
+class Hole:
+    """A literal in generated code: inlined when all instances agree, else a constructor param."""
+    kw: str | None          # keyword name, or None when positional
+    ctx: str                # attribute path + arg name, for fallback param names
+    value: Any
+    default: Any = ...      # `...`: no default, always written
+
+
+@dataclass
+class Template:
+    base: str                       # 'nn.Module' or 'nn.Sequential'
+    init: list[str]                 # lines of __init__ body, with hole markers
+    forward: list[str]
+    holes: list[Hole]
+
+    def key(self):
+        return (self.base, tuple(self.init), tuple(self.forward),
+                tuple((h.kw, h.ctx, h.default is ...) for h in self.holes))
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    template: Template
+    params: list[str] = field(default_factory=list)            # constructor params, in order
+    hole_text: dict[int, str] = field(default_factory=dict)    # hole -> param expression
+    constant: dict[int, Any] = field(default_factory=dict)     # hole -> inlined value
+    param_of_hole: dict[int, str] = field(default_factory=dict)
+
+
+def same(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def camel(name: str) -> str:
+    parts = re.split(r"[_\-\s]+", name)
+    out = "".join(p[:1].upper() + p[1:] for p in parts if p)
+    return out if out and out[0].isalpha() else "Block" + out
+
+
+def lift(name: str, instances: list[tuple[Module, Template]], block_params: list[str]) -> ClassInfo:
+    """Decide, for one group of structurally identical instances, which literals become params."""
+    tpl = instances[0][1]
+    info = ClassInfo(name, tpl)
+    values = [[t.holes[h].value for _, t in instances] for h in range(len(tpl.holes))]
+    facts = [{"c_in": m.c_in, **m.params} for m, _ in instances]
+    order = ["c_in"] + block_params
+    used: dict[str, None] = {}
+    fallback_names: dict[str, tuple] = {}
+    for h, vals in enumerate(values):
+        if all(same(v, vals[0]) for v in vals):
+            info.constant[h] = vals[0]
+            continue
+        text = None
+        for p in order:
+            if all(p in f and same(f[p], v) for f, v in zip(facts, vals)):
+                text, used[p] = p, None
+                break
+        if text is None:
+            for p in order:
+                pv = [f.get(p) for f in facts]
+                if all(isinstance(x, int) and not isinstance(x, bool) and x for x in pv) and \
+                        all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+                    k = vals[0] // pv[0]
+                    if k > 1 and all(v == x * k for v, x in zip(vals, pv)):
+                        text, used[p] = f"{p} * {k}", None
+                        break
+        if text is None:
+            base = re.sub(r"\W+", "_", tpl.holes[h].ctx).strip("_") or "arg"
+            text = base
+            n = 2
+            while text in fallback_names and fallback_names[text] != tuple(map(repr, vals)):
+                text, n = f"{base}_{n}", n + 1
+            fallback_names[text] = tuple(map(repr, vals))
+            used[text] = None
+        info.hole_text[h] = text
+    info.params = [p for p in order if p in used] + [p for p in used if p not in order]
+    return info
+
+
+def instance_args(info: ClassInfo, module: Module, tpl: Template) -> list[tuple[str, Any]]:
+    """The constructor arguments one instance passes to its class."""
+    facts = {"c_in": module.c_in, **module.params}
+    out = []
+    for p in info.params:
+        if p in facts:
+            out.append((p, facts[p]))
+        else:
+            h = next(h for h, t in info.hole_text.items() if t == p)
+            out.append((p, tpl.holes[h].value))
+    return out
+
+
+def fill(info: ClassInfo, lines: list[str], holes: list[Hole]) -> list[str]:
+    """Replace hole markers with literals or param names; drop keyword args left at default."""
+    def sub(m):
+        h = int(m.group(1))
+        hole = holes[h]
+        if h in info.constant:
+            if hole.default is not ... and same(hole.default, info.constant[h]):
+                return "\x01"
+            text = literal(info.constant[h])
+        else:
+            text = info.hole_text[h]
+        return f"{hole.kw}={text}" if hole.kw else text
+    out = []
+    for line in lines:
+        line = HOLE.sub(sub, line)
+        line = re.sub(r",\s*\x01", "", line)
+        line = re.sub(r"\x01,\s*", "", line).replace("\x01", "")
+        out.append(line)
+    return out
+
+
+def literal(v: Any) -> str:
+    if isinstance(v, float):
+        r = repr(v)
+        return r if "e" not in r else f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        inner = ", ".join(literal(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    return repr(v)

@@ -1,0 +1,195 @@
+"""The one emitter: Network -> readable, standalone PyTorch source. The in-memory module is this
+same source, executed (build_module)."""
+from __future__ import annotations
+
+from typing import Any
+
+from archc.emit.classes import ClassInfo, Hole, Template, camel, fill, instance_args, lift, literal
+from archc.ir.graph import Module, Network, Step
+from archc.ops.base import Ctor
+
+INDENT = "    "
+
+
+class Emitter:
+    def __init__(self, net: Network):
+        self.net = net
+        self.support: dict[str, None] = {}
+        self.instances: dict[str, list[Module]] = {}
+        self.order: list[str] = []                    # class definitions, dependencies first
+        self.classes: dict[int, tuple[ClassInfo, Template]] = {}
+        self.defs: dict[str, list[ClassInfo]] = {}
+        self.taken = {camel(net.name)}
+        self.collect(net.root)
+
+    def collect(self, m: Module) -> None:
+        for c in m.children:
+            self.collect(c)
+        if m.kind == "class" and m.block is not None:
+            self.instances.setdefault(m.block, []).append(m)
+
+    # -- rendering of constructor expressions, with hole markers ----------------------------
+    def hole(self, holes: list[Hole], value, kw, ctx, default=...) -> str:
+        holes.append(Hole(kw, ctx, value, default))
+        return f"\x00{len(holes) - 1}\x00"
+
+    def ctor(self, c: Ctor, holes: list[Hole], ctx: str, depth: int) -> str:
+        for s in c.support:
+            self.support[s] = None
+        if c.callee == "nn.Sequential":
+            return self.sequential([(n, v) for n, v in c.args], holes, ctx, depth)
+        parts = []
+        for j, (name, value) in enumerate(c.args):
+            kw = None if j < c.npos else name
+            if isinstance(value, Ctor):
+                text = self.ctor(value, holes, f"{ctx}_{name}", depth)
+                parts.append(f"{kw}={text}" if kw else text)
+            else:
+                parts.append(self.hole(holes, value, kw, f"{ctx}_{name}", c.defaults.get(name, ...)))
+        return f"{c.callee}({', '.join(parts)})"
+
+    def sequential(self, children: list[tuple[str, Any]], holes, ctx: str, depth: int,
+                   call: str = "nn.Sequential") -> str:
+        pad = INDENT * (depth + 1)
+        numbered = all(n == str(j) for j, (n, _) in enumerate(children))
+        texts = []
+        for n, c in children:
+            text = self.ctor(c, holes, f"{ctx}_{n}", depth + 1) if isinstance(c, Ctor) \
+                else self.expr(c, holes, f"{ctx}_{n}", depth + 1)
+            texts.append(f"{pad}{text}," if numbered else f"{pad}({n!r}, {text}),")
+        body = "\n".join(texts)
+        if numbered:
+            return f"{call}(\n{body}\n{INDENT * depth})"
+        return f"{call}(OrderedDict([\n{body}\n{INDENT * depth}]))"
+
+    def expr(self, m: Module, holes: list[Hole], ctx: str, depth: int) -> str:
+        """Constructor expression of a module: an op's module, an nn.Sequential, a block class."""
+        if m.kind == "op":
+            c = m.node.op.module(m.node.args, m.node.in_shapes, m.node.out)
+            return self.ctor(c, holes, ctx, depth)
+        if m.kind == "seq":
+            return self.sequential([(c.attr, c) for c in m.children], holes, ctx, depth)
+        info, tpl = self.class_of(m)
+        args = instance_args(info, m, tpl)
+        parts = [self.hole(holes, v, None if j == 0 and p == "c_in" else p, f"{ctx}_{p}")
+                 for j, (p, v) in enumerate(args)]
+        return f"{info.name}({', '.join(parts)})"
+
+    # -- classes -----------------------------------------------------------------------------
+    def template(self, m: Module) -> Template:
+        holes: list[Hole] = []
+        if m.block_kind == "seq":
+            body = self.sequential([(c.attr, c) for c in m.children], holes, "", 1, call="super().__init__")
+            return Template("nn.Sequential", body.split("\n"), [], holes)
+        init = []
+        for c in m.children:
+            text = self.expr(c, holes, c.attr, 2)
+            init.extend(f"self.{c.attr} = {text}".split("\n"))
+        return Template("nn.Module", init, self.forward(m), holes)
+
+    def forward(self, m: Module) -> list[str]:
+        lines = []
+        for step in m.steps:
+            line = self.step(step)
+            if line is None:
+                continue
+            if step.train_only:
+                lines += ["if self.training:", INDENT + line]
+            else:
+                lines.append(line)
+        evals = [v for v, t in m.outputs if not t]
+        alls = [v for v, _ in m.outputs]
+        ret = evals[0] if len(evals) == 1 else f"({', '.join(evals)})"
+        if len(alls) != len(evals):
+            lines.append(f"return ({', '.join(alls)}) if self.training else {ret}")
+        else:
+            lines.append(f"return {ret}")
+        return lines
+
+    def step(self, s: Step) -> str | None:
+        if s.attr is not None:
+            return f"{s.dst} = self.{s.attr}({s.srcs[0]})"
+        if s.node is not None:
+            return f"{s.dst} = {s.node.op.expr(s.node.args, s.srcs)}"
+        return None if s.dst == s.srcs[0] else f"{s.dst} = {s.srcs[0]}"
+
+    def class_of(self, m: Module) -> tuple[ClassInfo, Template]:
+        if id(m) not in self.classes:
+            self.define(m.block)
+        return self.classes[id(m)]
+
+    def define(self, block: str) -> None:
+        groups: dict[Any, list[tuple[Module, Template]]] = {}
+        for inst in self.instances[block]:
+            tpl = self.template(inst)
+            groups.setdefault(tpl.key(), []).append((inst, tpl))
+        base = camel(block)
+        infos = []
+        for members in groups.values():
+            name = base if base not in self.taken else next(
+                f"{base}{k}" for k in range(2, 999) if f"{base}{k}" not in self.taken)
+            self.taken.add(name)
+            info = lift(name, members, list(members[0][0].params))
+            infos.append(info)
+            for inst, tpl in members:
+                self.classes[id(inst)] = (info, tpl)
+        self.defs[block] = infos
+        self.order.append(block)
+
+    def render_class(self, info: ClassInfo, doc: str) -> str:
+        tpl = info.template
+        sig = ", ".join(["self", *info.params])
+        out = [f"class {info.name}({tpl.base}):"]
+        if doc:
+            out.append(f'{INDENT}"""{doc}"""')
+            out.append("")
+        out.append(f"{INDENT}def __init__({sig}):")
+        body = fill(info, tpl.init, tpl.holes)
+        if tpl.base == "nn.Module":
+            out.append(f"{INDENT * 2}super().__init__()")
+        out += [INDENT * 2 + line if not line.startswith(INDENT) else INDENT + line for line in body]
+        if tpl.forward:
+            out.append("")
+            out.append(f"{INDENT}def forward(self, x):")
+            out += [INDENT * 2 + line for line in tpl.forward]
+        return "\n".join(out)
+
+    def source(self) -> str:
+        root = self.net.root
+        root_tpl = self.template(root)
+        root_info = lift(camel(self.net.name), [(root, root_tpl)], [])
+        classes = []
+        for block in self.order:
+            for info in self.defs[block]:
+                classes.append(self.render_class(info, f"Block '{block}' of {self.net.name}."))
+        doc = self.net.doc or self.net.name
+        classes.append(self.render_class(root_info, f"{doc} Input: [N, {', '.join(map(str, self.net.input))}]."))
+        head = [f'"""{self.net.name}: generated by archc from {self.net.file.split("/")[-1]}.',
+                "", "Standalone: needs only torch. Edit freely.", '"""',
+                *(["from collections import OrderedDict", ""] if "OrderedDict(" in "".join(classes) else []),
+                "import torch", "import torch.nn.functional as F", "from torch import nn"]
+        parts = ["\n".join(head), *[s.strip("\n") for s in self.support], *classes]
+        return "\n\n\n".join(parts) + "\n"
+
+
+def emit_source(net: Network) -> str:
+    return Emitter(net).source()
+
+
+def class_name(net: Network) -> str:
+    return camel(net.name)
+
+
+def build_module(net: Network, weights=None):
+    """Execute the emitted source and instantiate the network class (torch imported here)."""
+    import types
+    src = emit_source(net)
+    mod = types.ModuleType(f"archc_generated_{net.name.replace('-', '_')}")
+    mod.__file__ = f"<archc:{net.name}>"
+    exec(compile(src, mod.__file__, "exec"), mod.__dict__)
+    model = getattr(mod, class_name(net))()
+    model._archc_source = src
+    if weights is not None:
+        from archc.emit.weights import load_weights
+        load_weights(model, weights)
+    return model

@@ -1,0 +1,129 @@
+"""The graph IR: op nodes in topological order, the module tree the emitter turns into classes,
+and the forward program of every class."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from archc.errors import Location
+from archc.ops.base import Op, OpArgs, Shape, Tensor
+
+
+@dataclass(eq=False)
+class Node:
+    """One op instance, with everything inference found out about it."""
+    index: int
+    name: str                    # scoped attribute path: layer2.0.conv2
+    op: Op
+    args: OpArgs
+    inputs: list[int]            # producer node indices; -1 is the network input
+    loc: Location
+    in_shapes: list[Shape] = field(default_factory=list)
+    out: Shape = ()
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    macs: int = 0
+    flops: int = 0
+    train_only: bool = False     # feeds only training-time outputs (auxiliary heads)
+
+    @property
+    def params(self) -> int:
+        return sum(t.numel for t in self.tensors.values() if t.trainable)
+
+    @property
+    def buffers(self) -> int:
+        return sum(t.numel for t in self.tensors.values() if not t.trainable)
+
+
+@dataclass
+class Step:
+    """One line of a forward method: `dst = self.attr(src)` or `dst = <op expr over srcs>`."""
+    dst: str
+    srcs: list[str]
+    attr: str | None = None      # a child module call
+    node: Node | None = None     # a module-less op (merge)
+    train_only: bool = False
+
+
+@dataclass(eq=False)
+class Module:
+    """A module of the emitted tree: an op's module, an nn.Sequential, or a block class."""
+    attr: str                    # name in the parent ('layer1', '0', 'conv1')
+    kind: str                    # 'op' | 'seq' | 'class'
+    node: Node | None = None
+    children: list["Module"] = field(default_factory=list)
+    block: str | None = None     # block definition name; None for the network itself
+    block_kind: str = "layers"   # 'layers' (explicit forward) or 'seq' (an nn.Sequential subclass)
+    params: dict[str, Any] = field(default_factory=dict)   # block param values of this instance
+    c_in: int | None = None
+    steps: list[Step] = field(default_factory=list)
+    input_var: str = "x"
+    outputs: list[tuple[str, bool]] = field(default_factory=list)   # (var, train_only)
+    loc: Location | None = None
+
+
+@dataclass
+class Network:
+    name: str
+    doc: str
+    input: Shape
+    nodes: list[Node]
+    root: Module
+    outputs: list[tuple[str, Node | None, bool]]    # (output name, producer, train_only)
+    vars: dict[str, Any]
+    variant: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    file: str = "<mapping>"
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_node("input", shape=self.input)
+        for n in self.nodes:
+            g.add_node(n.name, node=n, op=n.op.name, shape=n.out)
+        for n in self.nodes:
+            for i in n.inputs:
+                g.add_edge("input" if i < 0 else self.nodes[i].name, n.name)
+        return g
+
+    def _eval_nodes(self):
+        return [n for n in self.nodes if not n.train_only]
+
+    @property
+    def params(self) -> int:
+        return sum(n.params for n in self.nodes)
+
+    @property
+    def buffers(self) -> int:
+        return sum(n.buffers for n in self.nodes)
+
+    @property
+    def macs(self) -> int:
+        """Eval-mode MACs: training-only heads do not run at inference."""
+        return sum(n.macs for n in self._eval_nodes())
+
+    @property
+    def flops(self) -> int:
+        return sum(n.flops for n in self._eval_nodes())
+
+    @property
+    def output_shapes(self) -> list[Shape]:
+        return [self.input if n is None else n.out for _, n, _ in self.outputs]
+
+    def state_dict_shapes(self) -> dict[str, Shape]:
+        """The state_dict the emitted module will have, in module order, statically."""
+        return {f"{n.name}.{k}": t.shape for n in self.nodes for k, t in n.tensors.items()}
+
+    # convenience API, delegated to later pipeline stages (imported lazily: torch stays optional)
+    def summary(self, **kw):
+        from archc.report.summary import summary_dict
+        return summary_dict(self, **kw)
+
+    def source(self) -> str:
+        from archc.emit.pytorch import emit_source
+        return emit_source(self)
+
+    def to_module(self, weights=None):
+        from archc.emit.pytorch import build_module
+        return build_module(self, weights=weights)

@@ -1,0 +1,147 @@
+"""Convolutions. Dimensionality (1d/2d/3d) follows the input rank."""
+from __future__ import annotations
+
+from math import prod
+from typing import Literal
+
+from pydantic import Field
+
+from archc.errors import ShapeError
+from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, ntuple, register, same_pad, spatial_rank, window_out
+
+IntOrList = int | list[int]
+Padding = int | list[int] | Literal["same", "valid"]
+
+# Generated code needs this only where TensorFlow 'same' padding is asymmetric: the pad is
+# applied in forward, so the weights stay at `weight`/`bias` as in a plain nn.ConvNd.
+PADDED_CONV = '''
+class PaddedConv{n}d(nn.Conv{n}d):
+    """nn.Conv{n}d with explicit, possibly asymmetric, zero padding (TensorFlow's 'same')."""
+
+    def __init__(self, *args, pad, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pad = pad
+
+    def forward(self, x):
+        return super().forward(F.pad(x, self.pad))
+'''
+
+
+class ConvArgs(OpArgs):
+    out: int = Field(gt=0)
+    k: IntOrList
+    stride: IntOrList = 1
+    pad: Padding = 0
+    dilation: IntOrList = 1
+    groups: int = Field(1, gt=0)
+    bias: bool = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+
+def positive(v, what: str):
+    for x in (v if isinstance(v, (list, tuple)) else [v]):
+        if not isinstance(x, int) or x <= 0:
+            raise ShapeError(f"{what} must be a positive integer, got {x}")
+
+
+def resolve_pads(pad, size: Shape, k, s, d, what: str) -> list[tuple[int, int]]:
+    """Per spatial dim (lo, hi) padding; 'same' follows TensorFlow (extra on the end)."""
+    n = len(size)
+    if pad == "valid":
+        return [(0, 0)] * n
+    if pad == "same":
+        return [same_pad(size[i], k[i], s[i], d[i]) for i in range(n)]
+    p = ntuple(pad, n, f"{what} pad")
+    if any(x < 0 for x in p):
+        raise ShapeError(f"{what} pad must be >= 0, got {pad}")
+    return [(x, x) for x in p]
+
+
+def window_shape(size: Shape, k, s, d, pads, what: str, ceil_mode: bool = False) -> tuple[int, ...]:
+    out = []
+    for i in range(len(size)):
+        o = window_out(size[i], k[i], s[i], d[i], *pads[i], ceil_mode=ceil_mode)
+        if o <= 0:
+            padded = "x".join(str(size[j] + sum(pads[j])) for j in range(len(size)))
+            kern = "x".join(map(str, k)) if len(set(k)) > 1 else str(k[0])
+            raise ShapeError(f"{what} {kern} is larger than the padded input {padded}")
+        out.append(o)
+    return tuple(out)
+
+
+def torch_padding(pads):
+    """nn.ConvNd's padding argument when symmetric, else None (needs PaddedConv)."""
+    if any(lo != hi for lo, hi in pads):
+        return None
+    p = tuple(lo for lo, _ in pads)
+    return p[0] if len(set(p)) == 1 else p
+
+
+def f_pad(pads) -> tuple[int, ...]:
+    """F.pad order: last dim first."""
+    return tuple(x for lo, hi in reversed(pads) for x in (lo, hi))
+
+
+def compact(t: tuple):
+    return t[0] if len(set(t)) == 1 else t
+
+
+CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
+                 "padding_mode": "zeros"}
+
+
+@register("conv")
+class Conv(Op):
+    Args = ConvArgs
+    short = "out"
+    doc = "Convolution (1d/2d/3d by input rank); pad int/list/'same'/'valid'."
+
+    def geometry(self, a: ConvArgs, x: Shape):
+        n = spatial_rank(x, self.name)
+        k = ntuple(a.k, n, "kernel")
+        s = ntuple(a.stride, n, "stride")
+        d = ntuple(a.dilation, n, "dilation")
+        positive(k, "kernel size")
+        positive(s, "stride")
+        positive(d, "dilation")
+        return n, k, s, d, resolve_pads(a.pad, x[1:], k, s, d, "kernel")
+
+    def check_groups(self, a: ConvArgs, c_in: int):
+        if c_in % a.groups or a.out % a.groups:
+            raise ShapeError(f"groups={a.groups} must divide both input channels {c_in} and out {a.out}")
+
+    def infer(self, a: ConvArgs, ins):
+        x = ins[0]
+        self.check_groups(a, x[0])
+        _, k, s, d, pads = self.geometry(a, x)
+        return (a.out, *window_shape(x[1:], k, s, d, pads, "kernel"))
+
+    def tensors(self, a: ConvArgs, ins, out):
+        x = ins[0]
+        _, k, *_ = self.geometry(a, x)
+        t = {"weight": Tensor((a.out, x[0] // a.groups, *k))}
+        if a.bias:
+            t["bias"] = Tensor((a.out,))
+        return t
+
+    def macs(self, a: ConvArgs, ins, out):
+        x = ins[0]
+        _, k, *_ = self.geometry(a, x)
+        return prod(out) * (x[0] // a.groups) * prod(k)
+
+    def extra_flops(self, a: ConvArgs, ins, out):
+        return prod(out) if a.bias else 0
+
+    def module(self, a: ConvArgs, ins, out):
+        x = ins[0]
+        n, k, s, d, pads = self.geometry(a, x)
+        padding = torch_padding(pads)
+        conv = Ctor(f"nn.Conv{n}d" if padding is not None else f"PaddedConv{n}d", [
+            ("in_channels", x[0]), ("out_channels", a.out), ("kernel_size", compact(k)),
+            ("stride", compact(s)), ("padding", 0 if padding is None else padding),
+            ("dilation", compact(d)), ("groups", a.groups), ("bias", a.bias),
+            ("padding_mode", a.padding_mode)], npos=3, defaults=CONV_DEFAULTS)
+        if padding is None:
+            conv.args.append(("pad", f_pad(pads)))
+            conv.support = (PADDED_CONV.replace("{n}", str(n)),)
+        return conv

@@ -1,0 +1,43 @@
+"""Fully connected layer."""
+from __future__ import annotations
+
+from math import prod
+
+from pydantic import Field
+
+from archc.errors import ShapeError
+from archc.ops.base import Ctor, Op, OpArgs, Tensor, register
+
+
+class LinearArgs(OpArgs):
+    out: int = Field(gt=0)
+    bias: bool = True
+
+
+@register("linear", "dense", "fc")
+class Linear(Op):
+    Args = LinearArgs
+    short = "out"
+    doc = "Fully connected layer over a flat [F] input; in-features are inferred."
+
+    def infer(self, a, ins):
+        x = ins[0]
+        if len(x) != 1:
+            raise ShapeError(f"cannot take input of shape {list(x)}: add 'flatten' before it")
+        return (a.out,)
+
+    def tensors(self, a: LinearArgs, ins, out):
+        t = {"weight": Tensor((a.out, ins[0][0]))}
+        if a.bias:
+            t["bias"] = Tensor((a.out,))
+        return t
+
+    def macs(self, a, ins, out):
+        return ins[0][0] * a.out
+
+    def extra_flops(self, a, ins, out):
+        return a.out if a.bias else 0
+
+    def module(self, a: LinearArgs, ins, out):
+        return Ctor("nn.Linear", [("in_features", ins[0][0]), ("out_features", a.out), ("bias", a.bias)],
+                    npos=2, defaults={"bias": True})

@@ -1,0 +1,73 @@
+"""Merges of several inputs: element-wise add and mul, concatenation along channels."""
+from __future__ import annotations
+
+from math import prod
+
+from archc.errors import ShapeError
+from archc.ops.base import Op, OpArgs, register
+
+
+def broadcast(shapes, what: str):
+    """Per-sample broadcast of shapes of equal rank (size-1 dims stretch, as in torch)."""
+    rank = {len(s) for s in shapes}
+    if len(rank) != 1:
+        raise ShapeError(f"'{what}' merges {' with '.join(map(str, map(list, shapes)))}: ranks differ")
+    out = []
+    for dims in zip(*shapes):
+        big = {d for d in dims if d != 1}
+        if len(big) > 1:
+            raise ShapeError(f"'{what}' merges {' with '.join(map(str, map(list, shapes)))}: shapes differ")
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+class Elementwise(Op):
+    arity = None
+    symbol: str
+
+    def infer(self, a, ins):
+        return broadcast(ins, self.name)
+
+    def extra_flops(self, a, ins, out):
+        return (len(ins) - 1) * prod(out)
+
+    def expr(self, a, inputs):
+        return f" {self.symbol} ".join(inputs)
+
+
+@register("add")
+class Add(Elementwise):
+    symbol = "+"
+    doc = "Element-wise sum of two or more inputs."
+
+
+@register("mul")
+class Mul(Elementwise):
+    symbol = "*"
+    doc = "Element-wise product of two or more inputs (size-1 dims broadcast)."
+
+
+class ConcatArgs(OpArgs):
+    dim: int = 0   # per-sample dimension: 0 = channels
+
+
+@register("concat", "cat")
+class Concat(Op):
+    Args = ConcatArgs
+    arity = None
+    doc = "Concatenate inputs along a per-sample dimension (default: channels)."
+
+    def infer(self, a: ConcatArgs, ins):
+        rank = len(ins[0])
+        d = a.dim % rank if -rank <= a.dim < rank else None
+        if d is None or any(len(s) != rank for s in ins):
+            raise ShapeError(f"'concat' along dim {a.dim} of inputs {[list(s) for s in ins]}")
+        for s in ins:
+            if s[:d] + s[d + 1:] != ins[0][:d] + ins[0][d + 1:]:
+                raise ShapeError(f"'concat' merges {' with '.join(str(list(s)) for s in ins)}: "
+                                 f"shapes differ outside dim {a.dim}")
+        return (*ins[0][:d], sum(s[d] for s in ins), *ins[0][d + 1:])
+
+    def expr(self, a: ConcatArgs, inputs):
+        dim = a.dim + 1 if a.dim >= 0 else a.dim
+        return f"torch.cat([{', '.join(inputs)}], {dim})"

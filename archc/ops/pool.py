@@ -1,0 +1,171 @@
+"""Pooling: windowed max/avg, global and adaptive."""
+from __future__ import annotations
+
+from math import prod
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from archc.errors import ShapeError
+from archc.ops.base import Ctor, Op, OpArgs, ntuple, register, spatial_rank
+from archc.ops.conv import compact, f_pad, positive, resolve_pads, torch_padding, window_shape
+
+IntOrList = int | list[int]
+
+# Asymmetric TensorFlow 'same' pooling pads explicitly (with -inf for max, as TensorFlow ignores
+# the padding; with zeros for avg, counted out by count_include_pad=False is not possible after
+# an explicit pad, so avg 'same' with asymmetric padding is refused in infer).
+PADDED_MAXPOOL = '''
+class PaddedMaxPool{n}d(nn.MaxPool{n}d):
+    """nn.MaxPool{n}d with explicit, possibly asymmetric, padding (TensorFlow's 'same')."""
+
+    def __init__(self, *args, pad, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pad = pad
+
+    def forward(self, x):
+        return super().forward(F.pad(x, self.pad, value=float("-inf")))
+'''
+
+
+class PoolArgs(OpArgs):
+    k: IntOrList
+    stride: IntOrList | None = None        # default: the kernel size
+    pad: IntOrList | Literal["same", "valid"] = 0
+    ceil_mode: bool = False
+
+
+class MaxPoolArgs(PoolArgs):
+    dilation: IntOrList = 1
+
+
+class AvgPoolArgs(PoolArgs):
+    count_include_pad: bool = True
+
+
+class Window(Op):
+    short = "k"
+    kind: str
+
+    def geometry(self, a, x):
+        n = spatial_rank(x, self.name)
+        k = ntuple(a.k, n, "kernel")
+        s = ntuple(a.stride if a.stride is not None else a.k, n, "stride")
+        d = ntuple(getattr(a, "dilation", 1), n, "dilation")
+        positive(k, "kernel size")
+        positive(s, "stride")
+        pads = resolve_pads(a.pad, x[1:], k, s, d, "pool")
+        for i, (lo, hi) in enumerate(pads):
+            if a.pad != "same" and lo > k[i] // 2:
+                raise ShapeError(f"pad {lo} must be at most half the kernel {k[i]}")
+        return n, k, s, d, pads
+
+    def infer(self, a, ins):
+        x = ins[0]
+        _, k, s, d, pads = self.geometry(a, x)
+        return (x[0], *window_shape(x[1:], k, s, d, pads, "pool kernel", a.ceil_mode))
+
+    def extra_flops(self, a, ins, out):
+        return prod(out) * prod(self.geometry(a, ins[0])[1])   # one op per window element
+
+
+@register("maxpool")
+class MaxPool(Window):
+    Args = MaxPoolArgs
+    doc = "Max pooling; `maxpool: 2` = kernel 2, stride 2."
+
+    def module(self, a: MaxPoolArgs, ins, out):
+        n, k, s, d, pads = self.geometry(a, ins[0])
+        padding = torch_padding(pads)
+        c = Ctor(f"nn.MaxPool{n}d" if padding is not None else f"PaddedMaxPool{n}d", [
+            ("kernel_size", compact(k)), ("stride", compact(s)),
+            ("padding", 0 if padding is None else padding), ("dilation", compact(d)),
+            ("ceil_mode", a.ceil_mode)], npos=2,
+            defaults={"padding": 0, "dilation": 1, "ceil_mode": False})
+        if padding is None:
+            c.args.append(("pad", f_pad(pads)))
+            c.support = (PADDED_MAXPOOL.replace("{n}", str(n)),)
+        return c
+
+
+@register("avgpool")
+class AvgPool(Window):
+    Args = AvgPoolArgs
+    doc = "Average pooling; `avgpool: 2` = kernel 2, stride 2."
+
+    def infer(self, a, ins):
+        pads = self.geometry(a, ins[0])[4]
+        if torch_padding(pads) is None:
+            raise ShapeError("avgpool with asymmetric 'same' padding is not supported; pad explicitly")
+        return super().infer(a, ins)
+
+    def module(self, a: AvgPoolArgs, ins, out):
+        n, k, s, d, pads = self.geometry(a, ins[0])
+        return Ctor(f"nn.AvgPool{n}d", [
+            ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", torch_padding(pads)),
+            ("ceil_mode", a.ceil_mode), ("count_include_pad", a.count_include_pad)], npos=2,
+            defaults={"padding": 0, "ceil_mode": False, "count_include_pad": True})
+
+
+GLOBAL_POOL = '''
+class Global{Kind}Pool(nn.Module):
+    """Global {kind} pooling over every spatial dimension: [N, C, ...] -> [N, C]."""
+
+    def forward(self, x):
+        return x.flatten(2).{fn}
+'''
+
+
+def global_pool(name: str, kind: str, fn: str):
+    class GlobalPool(Op):
+        doc = f"Global {kind} pooling to a flat [C]."
+
+        def infer(self, a, ins):
+            spatial_rank(ins[0], self.name)
+            return (ins[0][0],)
+
+        def extra_flops(self, a, ins, out):
+            return prod(ins[0])
+
+        def module(self, a, ins, out):
+            src = GLOBAL_POOL.replace("{Kind}", kind.capitalize()).replace("{kind}", kind)
+            return Ctor(f"Global{kind.capitalize()}Pool", support=(src.replace("{fn}", fn),))
+
+    register(name)(GlobalPool)
+
+
+global_pool("gap", "avg", "mean(-1)")
+global_pool("gmp", "max", "amax(-1)")
+
+
+class AdaptiveArgs(OpArgs):
+    out: IntOrList = Field(...)
+
+    @model_validator(mode="after")
+    def _positive(self):
+        positive(self.out, "adaptive pool output size")
+        return self
+
+
+def adaptive_pool(name: str, kind: str):
+    class AdaptivePool(Op):
+        Args = AdaptiveArgs
+        short = "out"
+        doc = f"Adaptive {kind} pooling to a fixed spatial size (channels kept)."
+
+        def infer(self, a, ins):
+            n = spatial_rank(ins[0], self.name)
+            return (ins[0][0], *ntuple(a.out, n, "output size"))
+
+        def extra_flops(self, a, ins, out):
+            return prod(ins[0])
+
+        def module(self, a, ins, out):
+            n = spatial_rank(ins[0], self.name)
+            return Ctor(f"nn.Adaptive{kind.capitalize()}Pool{n}d", [("output_size", a.out)], npos=1)
+
+    register(name)(AdaptivePool)
+
+
+adaptive_pool("adaptive_avgpool", "avg")
+adaptive_pool("adaptive_maxpool", "max")

@@ -1,0 +1,93 @@
+"""Ops that move or drop values without arithmetic: flatten, reshape, identity, dropout."""
+from __future__ import annotations
+
+from math import prod
+
+from pydantic import Field
+
+from archc.errors import ShapeError
+from archc.ops.base import Ctor, Op, OpArgs, register, spatial_rank
+
+
+@register("flatten")
+class Flatten(Op):
+    doc = "Flatten every per-sample dimension into one: [C, H, W] -> [C*H*W]."
+
+    def infer(self, a, ins):
+        return (prod(ins[0]),)
+
+    def module(self, a, ins, out):
+        return Ctor("nn.Flatten")
+
+
+class ReshapeArgs(OpArgs):
+    shape: list[int]
+
+
+@register("reshape")
+class Reshape(Op):
+    Args = ReshapeArgs
+    short = "shape"
+    doc = "Reshape the per-sample tensor; one dimension may be -1."
+
+    def infer(self, a: ReshapeArgs, ins):
+        n = prod(ins[0])
+        known = prod(d for d in a.shape if d != -1)
+        if a.shape.count(-1) > 1 or any(d == 0 or d < -1 for d in a.shape):
+            raise ShapeError(f"reshape needs positive sizes and at most one -1, got {a.shape}")
+        if -1 in a.shape:
+            if n % known:
+                raise ShapeError(f"cannot reshape {list(ins[0])} ({n} values) to {a.shape}")
+            return tuple(n // known if d == -1 else d for d in a.shape)
+        if known != n:
+            raise ShapeError(f"cannot reshape {list(ins[0])} ({n} values) to {a.shape}")
+        return tuple(a.shape)
+
+    def module(self, a, ins, out):
+        return Ctor("nn.Unflatten", [("dim", 1), ("unflattened_size", tuple(out))], npos=2) \
+            if len(ins[0]) == 1 else Ctor("Reshape", [("shape", tuple(out))], npos=1, support=(RESHAPE,))
+
+
+RESHAPE = '''
+class Reshape(nn.Module):
+    """Reshape every sample to a fixed shape (the batch dimension is kept)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+'''
+
+
+@register("identity")
+class Identity(Op):
+    doc = "Pass the input through unchanged."
+
+    def module(self, a, ins, out):
+        return Ctor("nn.Identity")
+
+
+class DropoutArgs(OpArgs):
+    p: float = Field(0.5, ge=0, le=1)
+    channel: bool = False    # drop whole channels (Dropout1d/2d/3d by input rank)
+
+
+@register("dropout")
+class Dropout(Op):
+    Args = DropoutArgs
+    short = "p"
+    doc = "Dropout; `channel: true` drops whole channels (nn.Dropout1d/2d/3d by input rank)."
+
+    def module(self, a: DropoutArgs, ins, out):
+        if a.channel:
+            if len(ins[0]) < 2:
+                raise ShapeError(f"channel dropout needs a [C, ...] input, got {list(ins[0])}")
+            return Ctor(f"nn.Dropout{spatial_rank(ins[0], 'dropout')}d", [("p", a.p)], npos=1)
+        return Ctor("nn.Dropout", [("p", a.p)], npos=1)
+
+    def infer(self, a: DropoutArgs, ins):
+        if a.channel and len(ins[0]) < 2:
+            raise ShapeError(f"channel dropout needs a [C, ...] input, got {list(ins[0])}")
+        return ins[0]

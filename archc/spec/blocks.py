@@ -1,0 +1,122 @@
+"""Block definitions: typed params, `use:` imports of block files, instantiation, cycles."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archc.errors import SpecError, did_you_mean
+from archc.ir.graph import Module
+from archc.spec.layers import At, Item, tree_at
+from archc.spec.load import Source, load_file
+from archc.spec.schema import BlockDef, BlocksFile, validate
+
+if TYPE_CHECKING:
+    from archc.spec.expand import Expander, Value
+
+TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "any": object}
+
+
+class BlockTable:
+    """Every block visible to a spec: its own and those of the files it `use:`s, transitively."""
+
+    def __init__(self):
+        self.defs: dict[str, tuple[BlockDef, At]] = {}
+
+    @classmethod
+    def build(cls, blocks: dict[str, BlockDef], uses: list[str], src: Source) -> "BlockTable":
+        table = cls()
+        table._import(uses, src, [src.file])
+        for name, bdef in blocks.items():
+            table.defs[name] = (bdef, At(src, ("blocks", name)))
+        return table
+
+    def _import(self, uses: list[str], src: Source, chain: list[str]) -> None:
+        base = Path(src.file).parent
+        for j, rel in enumerate(uses):
+            at = At(src, ("use", j))
+            path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+            key = str(path.resolve())
+            if key in chain:
+                raise at.error(f"'use' cycle: {' -> '.join(Path(c).name for c in chain)} -> {path.name}")
+            if not path.exists():
+                raise at.error(f"no such block file '{rel}' (looked in {base or '.'})")
+            sub = load_file(str(path))
+            spec = validate(BlocksFile, sub.tree, sub, (), "block file")
+            self._import(spec.use, sub, chain + [key])
+            for name, bdef in spec.blocks.items():
+                self.defs[name] = (bdef, At(sub, ("blocks", name)))
+
+    def has(self, name: str) -> bool:
+        return name in self.defs
+
+    def names(self):
+        return self.defs.keys()
+
+    def params(self, name: str, item: Item, env: dict) -> dict[str, Any]:
+        """Instance args checked against the block's typed params; defaults filled in."""
+        from archc.spec.expand import resolve_tree
+        bdef, bat = self.defs[name]
+        raw = resolve_tree(item.args, env, item.args_at)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            required = [p for p, v in bdef.params.items() if isinstance(v, str) and v in TYPES]
+            if len(required) != 1:
+                raise item.args_at.error(f"block '{name}' takes named params: {', '.join(bdef.params) or 'none'}")
+            raw = {required[0]: raw}
+        out = {}
+        for key, value in raw.items():
+            if key not in bdef.params:
+                raise (item.args_at / key).error(
+                    f"block '{name}' has no param '{key}'{did_you_mean(key, bdef.params)}; "
+                    f"params: {', '.join(bdef.params) or 'none'}", key=True)
+        for p, decl in bdef.params.items():
+            typed = isinstance(decl, str) and decl in TYPES
+            if p in raw:
+                value = raw[p]
+                want = TYPES[decl] if typed else (type(decl) if decl is not None else object)
+                if want is float:
+                    want = (int, float)
+                if (isinstance(value, bool) and want not in (bool, object)) or not isinstance(value, want):
+                    tname = decl if typed else type(decl).__name__
+                    raise (item.args_at / p).error(f"block '{name}' param '{p}' expects {tname}, got {value!r}")
+                out[p] = value
+            elif typed:
+                raise item.args_at.error(f"block '{name}' needs param '{p}' ({decl})")
+            else:
+                out[p] = decl
+        return out
+
+    def instantiate(self, exp: "Expander", item: Item, attr: str, path: str, value: "Value",
+                    env: dict) -> tuple[Module, "Value"]:
+        from archc.spec.expand import ClassScope, Value, new_scope, shape_facts
+        name = item.kind
+        if name in exp.stack:
+            raise item.at.error(f"block cycle: {' -> '.join(exp.stack + [name])}")
+        bdef, bat = self.defs[name]
+        params = self.params(name, item, env)
+        benv = {**exp.env, **{k: v for k, v in env.items() if k == "i"}, **params, **shape_facts(value.shape)}
+        kind = bdef.body_kind
+        mod = Module(attr, "class", block=name, block_kind="seq" if kind == "seq" else "layers",
+                     params=params, c_in=value.shape[0], loc=item.at.loc())
+        exp.stack.append(name)
+        try:
+            if kind == "seq":
+                seq, out = exp.seq(bdef.seq, bat / "seq", attr, path, value, benv)
+                mod.children = seq.children
+                return mod, out
+            body = getattr(bdef, kind)
+            raws = bdef.layers if kind == "layers" else tree_at(bat.src, bat.path + (kind,))
+            scope = new_scope(mod, path + ".", benv, raws, bat / kind)
+            x = Value("x", value.node, value.shape)
+            scope.ids["input"] = x
+            if kind == "layers":
+                out = exp.chain(scope, bdef.layers, bat / "layers", x, "x")
+            elif kind == "residual":
+                out = exp.residual(scope, tree_at(bat.src, bat.path + ("residual",)), bat / "residual", x, "x")
+            else:
+                out = exp.parallel(scope, tree_at(bat.src, bat.path + ("parallel",)), bat / "parallel", x, "x")
+            mod.outputs = [(out.var, False)]
+            return mod, Value("x", out.node, out.shape)
+        finally:
+            exp.stack.pop()

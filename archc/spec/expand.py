@@ -1,0 +1,379 @@
+"""Expansion: vars, variants, expressions, blocks, repeat, residual, parallel and DAG wiring
+turned into IR nodes (inferred as they are created) and the module tree of the emitted code."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archc import ops
+from archc.errors import SpecError, did_you_mean
+from archc.ir.graph import Module, Network, Node, Step
+from archc.ir.infer import infer_node
+from archc.ops.base import Shape
+from archc.spec.blocks import BlockTable
+from archc.spec.expr import resolve
+from archc.spec.layers import STRUCTURES, At, Item, check_name, explicit_names, parse_item
+from archc.spec.schema import ParallelDef, ResidualDef, validate
+
+
+@dataclass
+class Value:
+    """A tensor in a forward method: the variable holding it, its producer and shape."""
+    var: str
+    node: int          # producer node index; -1 = network input
+    shape: Shape
+
+
+@dataclass
+class ClassScope:
+    """The emitted class being filled: its module, dotted prefix, names, ids and variables."""
+    module: Module
+    prefix: str
+    env: dict[str, Any]
+    reserved: set[str]
+    taken: set[str] = field(default_factory=set)
+    ids: dict[str, Value] = field(default_factory=dict)
+    vars: set[str] = field(default_factory=lambda: {"x"})
+
+    def auto(self, base: str) -> str:
+        base = base if base.isidentifier() else "layer"
+        k = 1
+        while f"{base}{k}" in self.taken or f"{base}{k}" in self.reserved:
+            k += 1
+        name = f"{base}{k}"
+        self.taken.add(name)
+        return name
+
+    def claim(self, name: str, at: At) -> str:
+        if name in self.taken:
+            raise at.error(f"duplicate name '{name}' in '{self.prefix.rstrip('.') or 'the network'}'")
+        self.taken.add(name)
+        return name
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.vars or name in self.ids:
+            k += 1
+            name = f"{base}{k}"
+        self.vars.add(name)
+        return name
+
+
+def resolve_tree(value: Any, env: dict, at: At) -> Any:
+    """Resolve every `$`-expression in a nested args value."""
+    if isinstance(value, dict):
+        return {k: resolve_tree(v, env, at / k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_tree(v, env, at / i) for i, v in enumerate(value)]
+    return resolve(value, env, at.loc())
+
+
+class Expander:
+    def __init__(self, blocks: BlockTable, env: dict[str, Any]):
+        self.blocks = blocks
+        self.env = env
+        self.nodes: list[Node] = []
+        self.stack: list[str] = []      # blocks being instantiated, for cycle errors
+
+    # -- nodes -------------------------------------------------------------------------------
+    def op_node(self, item: Item, name: str, inputs: list[Value], env: dict) -> Node:
+        op = ops.get(item.kind)
+        raw = resolve_tree(item.args, env, item.args_at)
+        if raw is None:
+            raw = {}
+        elif not isinstance(raw, dict):
+            if op.short is None:
+                raise item.args_at.error(f"'{item.kind}' takes no short form; write '{item.kind}: {{...}}'")
+            raw = {op.short: raw}
+        args = validate(op.Args, raw, item.args_at.src, item.args_at.path, f"layer '{name}' ({item.kind})")
+        node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at.loc())
+        infer_node(node, [v.shape for v in inputs])
+        self.nodes.append(node)
+        return node
+
+    # -- items in a class scope (explicit forward) -------------------------------------------
+    def chain(self, scope: ClassScope, raws: list, at: At, value: Value, var: str) -> Value:
+        if not isinstance(raws, list):
+            raws, at = [raws], at
+            items = [parse_item(raws[0], at)]
+        else:
+            items = [parse_item(r, at / i) for i, r in enumerate(raws)]
+        for item in items:
+            value = self.class_item(scope, item, value, var)
+        return value
+
+    def sources(self, scope: ClassScope, item: Item, value: Value) -> list[Value]:
+        if "from" not in item.wiring:
+            return [value]
+        ref = resolve(item.wiring["from"], scope.env, item.wiring_at["from"].loc())
+        refs = ref if isinstance(ref, list) else [ref]
+        out = []
+        for r in refs:
+            if r not in scope.ids:
+                raise item.wiring_at["from"].error(f"unknown id '{r}'{did_you_mean(r, scope.ids)}; "
+                                                   f"known here: {', '.join(scope.ids) or 'none'}")
+            out.append(scope.ids[r])
+        return out
+
+    def class_item(self, scope: ClassScope, item: Item, value: Value, var: str) -> Value:
+        env = scope.env
+        ins = self.sources(scope, item, value)
+        out_var = var
+        if "id" in item.wiring:
+            ident = check_name(resolve(item.wiring["id"], env, item.wiring_at["id"].loc()), item.wiring_at["id"])
+            if ident in scope.ids:
+                raise item.wiring_at["id"].error(f"duplicate id '{ident}'")
+            out_var = ident if ident not in scope.vars else scope.fresh(ident)
+            scope.vars.add(out_var)
+        if item.kind in ("residual", "parallel") and "repeat" not in item.wiring:
+            result = (self.residual if item.kind == "residual" else self.parallel)(
+                scope, item.args, item.args_at, ins[0], out_var)
+        else:
+            op = ops.get(item.kind)
+            if op is not None and op.arity is None:       # a merge: a step, no module
+                name = self.layer_name(scope, item)
+                node = self.op_node(item, scope.prefix + name, ins, env)
+                scope.module.steps.append(Step(out_var, [v.var for v in ins], node=node))
+                result = Value(out_var, node.index, node.out)
+            else:
+                if len(ins) != 1:
+                    raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
+                name = self.layer_name(scope, item)
+                child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True)
+                scope.module.children.append(child)
+                scope.module.steps.append(Step(out_var, [ins[0].var], attr=name))
+                result = Value(out_var, last.node, last.shape)
+        if "id" in item.wiring:
+            scope.ids[ident] = result
+        return result
+
+    def layer_name(self, scope: ClassScope, item: Item) -> str:
+        if "name" in item.wiring:
+            at = item.wiring_at["name"]
+            return scope.claim(check_name(resolve(item.wiring["name"], scope.env, at.loc()), at), at)
+        return scope.auto(item.kind)
+
+    def residual(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
+        spec = validate(ResidualDef, raw, at.src, at.path, "residual")
+        body_var = var if var != value.var else scope.fresh("out")
+        out = self.chain(scope, spec.body, at / "body", value, body_var)
+        short = value
+        if out.shape != value.shape:
+            sc, sc_at = spec.shortcut, at / "shortcut"
+            if sc is None:
+                raise sc_at.error(f"residual body changes shape {list(value.shape)} -> {list(out.shape)}: "
+                                  f"give a 'shortcut' (layers, or 'auto'), or 'shortcut: none' to drop it")
+            if sc == "none":
+                return out
+            short = self.shortcut(scope, sc, sc_at, value, out.shape)
+        merge_item = Item(spec.merge, None, at, at)
+        node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), [out, short], scope.env)
+        scope.module.steps.append(Step(body_var, [out.var, short.var], node=node))
+        merged = Value(body_var, node.index, node.out)
+        if spec.post is not None:
+            merged = self.chain(scope, spec.post, at / "post", merged, body_var)
+        if merged.var != var:
+            scope.module.steps.append(Step(var, [merged.var]))
+            merged = Value(var, merged.node, merged.shape)
+        return merged
+
+    def shortcut(self, scope: ClassScope, sc, at: At, value: Value, want: Shape) -> Value:
+        name = "downsample"
+        if sc == "auto":
+            stride = max(1, value.shape[1] // want[1]) if len(want) > 1 else 1
+            sc = [{"conv": {"out": want[0], "k": 1, "stride": stride, "bias": False}}, "bn"]
+        if isinstance(sc, dict) and "layers" in sc:
+            name = check_name(resolve(sc.get("name", name), scope.env, at.loc()), at)
+            sc, at = sc["layers"], at / "layers"
+        name = scope.claim(name, at)
+        if isinstance(sc, list):
+            child, last = self.seq(sc, at, name, scope.prefix + name, value, scope.env)
+        else:
+            child, last = self.child(parse_item(sc, at), name, scope.prefix + name, value, scope.env)
+        if last.shape != want:
+            raise at.error(f"shortcut gives {list(last.shape)} but the body gives {list(want)}: shapes differ")
+        scope.module.children.append(child)
+        var = scope.fresh("identity")
+        scope.module.steps.append(Step(var, [value.var], attr=name))
+        return Value(var, last.node, last.shape)
+
+    def parallel(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
+        spec = validate(ParallelDef, raw, at.src, at.path, "parallel")
+        branches = spec.branches if isinstance(spec.branches, dict) else \
+            {f"branch{i + 1}": b for i, b in enumerate(spec.branches)}
+        outs = []
+        for key, body in branches.items():
+            b_at = at / "branches" / (key if isinstance(spec.branches, dict) else int(key[6:]) - 1)
+            name = scope.claim(check_name(key, b_at), b_at)
+            if isinstance(body, list) and len(body) != 1:
+                child, last = self.seq(body, b_at, name, scope.prefix + name, value, scope.env)
+            else:
+                one, one_at = (body[0], b_at / 0) if isinstance(body, list) else (body, b_at)
+                child, last = self.child(parse_item(one, one_at), name, scope.prefix + name, value, scope.env)
+            scope.module.children.append(child)
+            bvar = scope.fresh(name)
+            scope.module.steps.append(Step(bvar, [value.var], attr=name))
+            outs.append(Value(bvar, last.node, last.shape))
+        merge_item = Item(spec.merge, None, at, at)
+        node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env)
+        scope.module.steps.append(Step(var, [o.var for o in outs], node=node))
+        return Value(var, node.index, node.out)
+
+    # -- modules (a child attribute, or an element of an nn.Sequential) ----------------------
+    def child(self, item: Item, attr: str, path: str, value: Value, env: dict,
+              repeatable: bool = True) -> tuple[Module, Value]:
+        """The module for one item: an op's module, a block instance, or an nn.Sequential."""
+        if repeatable and "repeat" in item.wiring:
+            return self.repeated(item, attr, path, value, env)
+        if item.kind == "seq":
+            return self.seq(item.args, item.args_at, attr, path, value, env)
+        if item.kind in STRUCTURES:
+            raise item.at.error(f"an inline '{item.kind}' must sit in a block or at the top level; "
+                                f"to repeat it or nest it in a seq, make it a block")
+        if self.blocks.has(item.kind):
+            return self.blocks.instantiate(self, item, attr, path, value, env)
+        op = ops.get(item.kind)
+        if op is None:
+            names = list(ops.REGISTRY) + list(self.blocks.names()) + list(STRUCTURES)
+            raise item.at.error(f"unknown op '{item.kind}'{did_you_mean(item.kind, names)}", key=isinstance(item.args, dict) or item.args is not None)
+        if op.arity is None:
+            raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
+                                f"or at the top level, not inside a seq")
+        node = self.op_node(item, path, [value], env)
+        return Module(attr, "op", node=node, loc=node.loc), Value("x", node.index, node.out)
+
+    def repeated(self, item: Item, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
+        mod = Module(attr, "seq", loc=item.at.loc())
+        for i, (one, ienv) in enumerate(self.instances(item, env)):
+            child, value = self.child(one, str(i), f"{path}.{i}", value, ienv, repeatable=False)
+            mod.children.append(child)
+        return mod, value
+
+    def instances(self, item: Item, env: dict):
+        """(item, env) for each repeat: the index `i` is visible, `first:` overrides the first."""
+        at = item.wiring_at["repeat"]
+        n = resolve(item.wiring["repeat"], env, at.loc())
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise at.error(f"repeat must be a non-negative integer, got {n!r}")
+        first = item.wiring.get("first")
+        if first is not None and not isinstance(first, dict):
+            raise item.wiring_at["first"].error(f"'first' must be a mapping of args, got {first!r}")
+        for i in range(n):
+            args = item.args
+            if i == 0 and first:
+                base = args if isinstance(args, dict) else ({} if args is None else None)
+                if base is None:
+                    op = ops.get(item.kind)
+                    base = {op.short: args} if op is not None and op.short else {}
+                args = {**base, **first}
+            wiring = {k: v for k, v in item.wiring.items() if k not in ("repeat", "first", "name", "id", "from")}
+            yield Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}
+
+    def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
+        """An nn.Sequential: unnamed children are numbered, a repeat inside flattens into it."""
+        if not isinstance(raws, list):
+            raise at.error(f"expected a list of layers, got {raws!r}")
+        mod = Module(attr, "seq", loc=at.loc())
+        names: set[str] = set()
+        for j, raw in enumerate(raws):
+            item = parse_item(raw, at / j)
+            for k in ("id", "from"):
+                if k in item.wiring:
+                    raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
+                                                  f"use a block with 'layers:' for DAG wiring", key=True)
+            if "repeat" in item.wiring and "name" not in item.wiring:
+                pairs = list(self.instances(item, env))
+            else:
+                pairs = [(item, env)]
+            for one, ienv in pairs:
+                idx = str(len(mod.children))
+                name = idx
+                if "name" in one.wiring:
+                    name_at = one.wiring_at["name"]
+                    name = check_name(resolve(one.wiring["name"], ienv, name_at.loc()), name_at, attribute=False)
+                if name in names:
+                    raise (one.wiring_at.get("name") or one.at).error(f"duplicate name '{name}' in '{path}'")
+                names.add(name)
+                child, value = self.child(one, name, f"{path}.{name}", value, ienv)
+                mod.children.append(child)
+        if not mod.children:
+            raise at.error("an empty seq: give at least one layer")
+        return mod, value
+
+
+def new_scope(module: Module, prefix: str, env: dict, raws, at: At) -> ClassScope:
+    return ClassScope(module, prefix, env, explicit_names(raws, at))
+
+
+def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
+    exp = Expander(blocks, env)
+    root = Module(spec.name, "class", loc=src.loc())
+    at = At(src, ("layers",))
+    scope = new_scope(root, "", {**env, "c_in": input_shape[0], **shape_facts(input_shape)}, spec.layers, at)
+    x = Value("x", -1, tuple(input_shape))
+    scope.ids["input"] = x
+    last = exp.chain(scope, spec.layers, at, x, "x")
+    outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
+    root.outputs = [(v.var, train) for _, v, train in outputs]
+    mark_train_only(exp.nodes, outputs, root)
+    return Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
+                   [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
+                   vars=dict(env), variant=variant, train=spec.train, file=src.file)
+
+
+def shape_facts(shape: Shape) -> dict[str, int]:
+    facts = {"c_in": shape[0]}
+    if len(shape) >= 3:
+        facts.update(h_in=shape[-2], w_in=shape[-1])
+    if len(shape) == 2:
+        facts.update(l_in=shape[-1])
+    return facts
+
+
+def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
+    """`outputs: [logits, {id: aux1, train_only: true}]` -> (name, Value, train_only)."""
+    if raw is None:
+        return [("output", last, False)]
+    out = []
+    for j, o in enumerate(raw):
+        o_at = at / j
+        train = False
+        if isinstance(o, dict):
+            unknown = set(o) - {"id", "name", "train_only"}
+            if unknown or "id" not in o:
+                raise o_at.error("an output is an id, or a mapping {id, name, train_only}")
+            ident, train, name = o["id"], bool(o.get("train_only", False)), o.get("name", o["id"])
+        else:
+            ident = name = o
+        if ident not in scope.ids:
+            raise o_at.error(f"unknown output id '{ident}'{did_you_mean(ident, scope.ids)}")
+        out.append((str(name), scope.ids[ident], train))
+    if all(t for _, _, t in out):
+        raise at.error("every output is train_only: at least one must be an inference output")
+    return out
+
+
+def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
+    """Nodes feeding only training-time outputs do not run in eval mode (nor count in MACs)."""
+    needed = set()
+    todo = [v.node for _, v, t in outputs if not t]
+    while todo:
+        i = todo.pop()
+        if i >= 0 and i not in needed:
+            needed.add(i)
+            todo.extend(nodes[i].inputs)
+    for n in nodes:
+        n.train_only = n.index not in needed
+    owner = {}
+
+    def collect(m: Module):
+        if m.node is not None:
+            yield m.node
+        for c in m.children:
+            yield from collect(c)
+    for c in root.children:
+        owner[c.attr] = list(collect(c))
+    for step in root.steps:
+        ns = owner.get(step.attr, []) if step.attr else ([step.node] if step.node else [])
+        step.train_only = bool(ns) and all(n.train_only for n in ns)

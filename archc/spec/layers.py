@@ -1,0 +1,121 @@
+"""One layer item of a spec, normalised: op or block or structure, its args and wiring keys."""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.errors import SpecError
+from archc.spec.load import Source
+
+WIRING = ("name", "id", "from", "repeat", "first")
+STRUCTURES = ("seq", "residual", "parallel")
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Attribute names nn.Module already uses; a layer named so would shadow them.
+MODULE_ATTRS = frozenset("""
+T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+get_submodule half ipu load_state_dict modules mtia named_buffers named_children named_modules
+named_parameters parameters register_backward_hook register_buffer register_forward_hook
+register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
+register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
+register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu
+zero_grad self torch nn F x
+""".split())
+
+
+@dataclass
+class At:
+    """A place in a source file: resolves to a Location on demand (positions are looked up lazily)."""
+    src: Source
+    path: tuple = ()
+
+    def __truediv__(self, part) -> "At":
+        return At(self.src, self.path + (part,))
+
+    def loc(self, key: bool = False):
+        return self.src.loc(self.path, key=key)
+
+    def error(self, msg: str, key: bool = False) -> SpecError:
+        return SpecError(msg, self.loc(key))
+
+
+@dataclass
+class Item:
+    kind: str                 # the op, block or structure name
+    args: Any                 # mapping, short-form scalar/list, or None
+    at: At                    # where the item is
+    args_at: At               # where its args are
+    wiring: dict[str, Any] = field(default_factory=dict)
+    wiring_at: dict[str, At] = field(default_factory=dict)
+
+
+def parse_item(raw: Any, at: At) -> Item:
+    """`relu` | `{conv: {...}, name: .., repeat: ..}` | `{conv: {out: 6, name: c1}}` -> Item."""
+    if isinstance(raw, str):
+        return Item(raw, None, at, at)
+    if not isinstance(raw, dict):
+        raise at.error(f"expected a layer (an op name, or a mapping 'op: args'), got {raw!r}")
+    keys = [k for k in raw if k not in WIRING]
+    if len(keys) != 1:
+        what = f"several: {', '.join(map(str, keys))}" if keys else "none"
+        raise at.error(f"a layer mapping needs exactly one op, block or {'/'.join(STRUCTURES)} key, found {what}")
+    kind = keys[0]
+    args = raw[kind]
+    item = Item(str(kind), args, at, at / kind)
+    for k in WIRING:
+        if k in raw:
+            item.wiring[k], item.wiring_at[k] = raw[k], at / k
+    # `conv: {out: 6, name: conv1}` - wiring keys may also sit among the args
+    if isinstance(args, dict) and kind not in STRUCTURES:
+        rest = {}
+        for k, v in args.items():
+            if k in ("name", "id", "from"):
+                if k in item.wiring:
+                    raise (item.args_at / k).error(f"'{k}' given twice", key=True)
+                item.wiring[k], item.wiring_at[k] = v, item.args_at / k
+            else:
+                rest[k] = v
+        item.args = rest
+    return item
+
+
+def check_name(name: Any, at: At, attribute: bool = True) -> str:
+    """Layer names become Python attribute names in generated code: validate them strictly."""
+    if not isinstance(name, str) or not IDENT.match(name) or keyword.iskeyword(name):
+        if not (isinstance(name, str) and name.isdigit() and not attribute):
+            raise at.error(f"name must be a Python identifier, got {name!r}")
+    if attribute and name in MODULE_ATTRS:
+        raise at.error(f"name '{name}' is reserved (an nn.Module attribute or a name the generated code uses)")
+    return name
+
+
+def explicit_names(items: list, at: At) -> set[str]:
+    """Literal names written in a class scope, including inline residual/parallel parts, so that
+    automatic names never take a name the user wrote further down."""
+    found: set[str] = set()
+
+    def walk(raw):
+        if isinstance(raw, list):
+            for r in raw:
+                walk(r)
+        elif isinstance(raw, dict):
+            for k in ("name",):
+                if isinstance(raw.get(k), str):
+                    found.add(raw[k])
+            for k, v in raw.items():
+                if k in ("residual", "body", "post", "shortcut") or (k not in WIRING and isinstance(v, dict)):
+                    walk(v)
+                if k == "parallel" and isinstance(v, dict) and isinstance(v.get("branches"), dict):
+                    found.update(map(str, v["branches"]))
+    walk(items)
+    return found
+
+
+def tree_at(src: Source, path: tuple) -> Any:
+    node = src.tree
+    for part in path:
+        node = node[part]
+    return node

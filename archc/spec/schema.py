@@ -1,0 +1,164 @@
+"""pydantic models of the spec format, and the mapping of validation errors to file:line:col."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archc.errors import SpecError, did_you_mean
+from archc.spec.load import Source
+
+SUPPORTED_VERSIONS = (1,)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_shape(v):
+    """`[3, 224, 224]` or `"3x224x224"` -> list of ints."""
+    if isinstance(v, str) and "$" not in v:
+        try:
+            return [int(p) for p in v.lower().split("x")]
+        except ValueError:
+            raise ValueError(f"expected a shape like [3, 224, 224] or '3x224x224', got '{v}'") from None
+    return v
+
+
+class Variant(Strict):
+    doc: str = ""
+    input: list[int] | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+    _shape = field_validator("input", mode="before")(parse_shape)
+
+
+class ResidualDef(Strict):
+    body: Any
+    shortcut: Any = None        # None: identity only; 'auto'; 'none'; layers or {name, layers}
+    post: Any = None
+    merge: Literal["add", "mul", "concat"] = "add"
+
+
+class ParallelDef(Strict):
+    branches: dict[str, Any] | list[Any]
+    merge: Literal["add", "mul", "concat"] = "concat"
+
+
+class BlockDef(Strict):
+    doc: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    layers: list[Any] | None = None
+    seq: list[Any] | None = None
+    residual: ResidualDef | None = None
+    parallel: ParallelDef | None = None
+
+    @property
+    def body_kind(self) -> str:
+        kinds = [k for k in ("layers", "seq", "residual", "parallel") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(kinds)
+        return kinds[0]
+
+
+class SpecModel(Strict):
+    archc: int
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    doc: str = ""
+    input: list[int] | str
+    vars: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, Variant] = Field(default_factory=dict)
+    use: list[str] = Field(default_factory=list)
+    blocks: dict[str, BlockDef] = Field(default_factory=dict)
+    layers: list[Any]
+    outputs: list[Any] | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    _shape = field_validator("input", mode="before")(parse_shape)
+
+    @field_validator("archc")
+    @classmethod
+    def _version(cls, v):
+        if v not in SUPPORTED_VERSIONS:
+            raise ValueError(f"unsupported format version {v}; this archc reads version "
+                             f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
+        return v
+
+
+class BlocksFile(Strict):
+    """A file imported with `use:`: blocks only (a full spec is accepted too; its layers ignored)."""
+    model_config = ConfigDict(extra="ignore")
+    archc: int = 1
+    use: list[str] = Field(default_factory=list)
+    blocks: dict[str, BlockDef] = Field(default_factory=dict)
+
+
+def _data_path(data: Any, loc: tuple) -> tuple:
+    """The prefix of a pydantic error loc that exists in the data (drops union member tags)."""
+    path = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def describe(model: type[BaseModel], field: str) -> str:
+    info = model.model_fields.get(field)
+    if info is None:
+        return "a valid value"
+    return str(info.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def validate(model: type[BaseModel], data: Any, src: Source, base: tuple = (), what: str = ""):
+    """model.model_validate(data), with the first error raised as a located SpecError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise located(e, model, data, src, base, what) from None
+
+
+def located(e: ValidationError, model, data, src: Source, base: tuple, what: str) -> SpecError:
+    err = e.errors()[0]
+    path = _data_path(data, err["loc"])
+    where = f"{what}: " if what else ""
+    field = str(path[0]) if path else ""
+    if err["type"] == "extra_forbidden":
+        key = str(err["loc"][-1])
+        allowed = ", ".join(model.model_fields) or "none"
+        sub = _submodel(model, path[:-1])
+        choices = sub.model_fields if sub else model.model_fields
+        return SpecError(f"{where}unknown key '{key}'{did_you_mean(key, choices)}; expected one of: "
+                         f"{', '.join(choices) if sub else allowed}", src.loc(base + path, key=True))
+    if err["type"] == "missing":
+        name = str(err["loc"][-1])
+        return SpecError(f"{where}missing required '{name}'", src.loc(base + path))
+    found = err.get("input")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+        return SpecError(f"{where}'{field}': {msg}" if field else f"{where}{msg}", src.loc(base + path))
+    if len([x for x in e.errors() if _data_path(data, x["loc"]) == path]) > 1 and field:
+        msg = f"expected {describe(_submodel(model, path[:-1]) or model, str(path[-1]))}"
+    else:
+        msg = msg[0].lower() + msg[1:]
+    return SpecError(f"{where}'{'.'.join(map(str, path)) or 'value'}' {msg}, got {found!r}",
+                     src.loc(base + path))
+
+
+def _submodel(model, path: tuple):
+    for part in path:
+        info = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        ann = getattr(info, "annotation", None)
+        ann = getattr(ann, "__args__", (ann,))[0] if ann is not None and not isinstance(ann, type) else ann
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif isinstance(part, int):
+            continue
+        else:
+            return None
+    return model
