@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from archc.errors import Location
 from archc.ops.base import Op, OpArgs, Shape, Tensor
 
@@ -77,7 +75,9 @@ class Network:
     file: str = "<mapping>"
 
     @property
-    def graph(self) -> nx.DiGraph:
+    def graph(self):
+        """The op graph as a networkx DiGraph (imported here: the summary path does not need it)."""
+        import networkx as nx
         g = nx.DiGraph()
         g.add_node("input", shape=self.input)
         for n in self.nodes:

@@ -1,0 +1,93 @@
+"""Renderings of a summary dict: a rich table, JSON, Markdown and CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+COLUMNS = ("name", "op", "out", "params", "macs")
+
+
+def human(n: float, unit: str = "") -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+def shape(s) -> str:
+    if s and isinstance(s[0], list):
+        return " + ".join(shape(x) for x in s)
+    return "[" + ", ".join(map(str, s)) + "]"
+
+
+def totals(s: dict[str, Any]) -> list[tuple[str, str]]:
+    mem = s["memory"]
+    out = [
+        ("Input", shape(s["input"])),
+        ("Output", shape(s["output"]) if not (s["output"] and isinstance(s["output"][0], list))
+         else ", ".join(f"{k} {shape(v)}" for k, v in s["outputs"].items())),
+        ("Params", f"{s['params']:,} ({human(s['params'])})"),
+        ("Buffers", f"{s['buffers']:,}"),
+        ("MACs", f"{s['macs']:,} ({human(s['macs'])})"),
+        ("FLOPs", f"{s['flops']:,} ({human(s['flops'])})"),
+        (f"Params size ({mem['dtype']})", human(mem["params_bytes"] + mem["buffers_bytes"], "B")),
+        ("Activations / sample", human(mem["activations_bytes_per_sample"], "B")),
+    ]
+    return out
+
+
+def to_json(s: dict[str, Any]) -> str:
+    return json.dumps(s, indent=1)
+
+
+def to_csv(s: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "op", "in", "out", "params", "buffers", "macs", "flops", "train_only"])
+    for r in s["layers"]:
+        w.writerow([r["name"], r["op"], shape(r["in"]), shape(r["out"]), r["params"], r["buffers"],
+                    r["macs"], r["flops"], r["train_only"]])
+    return buf.getvalue()
+
+
+def to_markdown(s: dict[str, Any]) -> str:
+    lines = [f"# {s['name']}" + (f" ({s['variant']})" if s.get("variant") else ""), "",
+             "| Layer | Op | Output | Params | MACs |", "|---|---|---|---:|---:|"]
+    for r in s["layers"]:
+        lines.append(f"| {r['name']} | {r['op']} | {shape(r['out'])} | {r['params']:,} | {r['macs']:,} |")
+    lines += ["", "| Total | |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in totals(s)]
+    return "\n".join(lines) + "\n"
+
+
+def to_table(s: dict[str, Any], console=None) -> str:
+    """The rich table, rendered to text (colour only when the console is a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"{s['name']}" + (f" ({s['variant']})" if s.get("variant") else ""),
+                  title_justify="left", box=None, header_style="bold", pad_edge=False)
+    table.add_column("Layer", overflow="fold")
+    table.add_column("Op")
+    table.add_column("Output shape")
+    table.add_column("Params", justify="right")
+    table.add_column("MACs", justify="right")
+    for r in s["layers"]:
+        style = "dim" if r["train_only"] else None
+        table.add_row(r["name"], r["op"], shape(r["out"]), f"{r['params']:,}" if r["params"] else "-",
+                      f"{r['macs']:,}" if r["macs"] else "-", style=style)
+    foot = Table(box=None, show_header=False, pad_edge=False)
+    foot.add_column(style="bold")
+    foot.add_column(justify="right")
+    for k, v in totals(s):
+        foot.add_row(k, v)
+    console = console or Console(width=110)
+    with console.capture() as cap:
+        console.print(table)
+        console.print()
+        console.print(foot)
+    return cap.get()
+
+
+RENDER = {"table": to_table, "json": to_json, "md": to_markdown, "csv": to_csv}

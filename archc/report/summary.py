@@ -1,0 +1,84 @@
+"""The summary: per-layer rows and totals, as one plain dict (the JSON form of the CLI contract)."""
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+from archc.ir.graph import Module, Network, Node
+
+BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+def module_index(root: Module) -> dict[str, Module]:
+    """Dotted path -> module, for naming folded rows after their block."""
+    out: dict[str, Module] = {}
+
+    def walk(m: Module, prefix: str):
+        for c in m.children:
+            path = f"{prefix}{c.attr}"
+            out[path] = c
+            walk(c, path + ".")
+    walk(root, "")
+    return out
+
+
+def row(name: str, op: str, nodes: list[Node]) -> dict[str, Any]:
+    first, last = nodes[0], nodes[-1]
+    return {
+        "name": name, "op": op,
+        "in": [list(s) for s in first.in_shapes] if len(first.in_shapes) > 1 else list(first.in_shapes[0]),
+        "out": list(last.out),
+        "params": sum(n.params for n in nodes),
+        "buffers": sum(n.buffers for n in nodes),
+        "macs": sum(n.macs for n in nodes if not n.train_only),
+        "flops": sum(n.flops for n in nodes if not n.train_only),
+        "train_only": all(n.train_only for n in nodes),
+    }
+
+
+def layer_rows(net: Network, depth: int | None = None) -> list[dict[str, Any]]:
+    """One row per op, or with `depth`, one row per module at that nesting depth."""
+    if depth is None:
+        return [row(n.name, n.op.name, [n]) for n in net.nodes]
+    mods = module_index(net.root)
+    groups: dict[str, list[Node]] = {}
+    for n in net.nodes:
+        key = ".".join(n.name.split(".")[:depth])
+        groups.setdefault(key, []).append(n)
+    rows = []
+    for key, nodes in groups.items():
+        m = mods.get(key)
+        if len(nodes) == 1 and nodes[0].name == key:
+            op = nodes[0].op.name
+        elif m is not None and m.block:
+            op = m.block
+        else:
+            op = "seq" if m is not None and m.kind == "seq" else "group"
+        rows.append(row(key, op, nodes))
+    return rows
+
+
+def summary_dict(net: Network, depth: int | None = None, dtype: str = "float32") -> dict[str, Any]:
+    nbytes = BYTES[dtype]
+    outs = net.output_shapes
+    trainable = net.params
+    return {
+        "name": net.name,
+        "variant": net.variant,
+        "input": list(net.input),
+        "output": list(outs[0]) if len(outs) == 1 else [list(s) for s in outs],
+        "outputs": {name: list(n.out if n else net.input) for name, n, _ in net.outputs},
+        "params": trainable,
+        "trainable_params": trainable,
+        "buffers": net.buffers,
+        "macs": net.macs,
+        "flops": net.flops,
+        "memory": {
+            "dtype": dtype,
+            "params_bytes": trainable * nbytes,
+            "buffers_bytes": net.buffers * nbytes,
+            # forward activations of one sample: every op's output (a static upper bound)
+            "activations_bytes_per_sample": sum(prod(n.out) for n in net.nodes if not n.train_only) * nbytes,
+        },
+        "layers": layer_rows(net, depth),
+    }
