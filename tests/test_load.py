@@ -212,7 +212,7 @@ after = 7
 
 
 def test_toml_scanner_failure_falls_back_silently(monkeypatch):
-    from archc.spec import load
+    from archc.spec import load_toml as load
 
     def broken(self, *args):
         raise IndexError("scanner bug")

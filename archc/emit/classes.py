@@ -3,6 +3,7 @@ with the constructor literals that differ between instances lifted into `__init_
 are named after the block's own params where the values say so (`width`, `c_in`, `width * 4`)."""
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,8 @@ def lift(name: str, instances: list[tuple[Module, Template]], block_params: list
                 text, used[p] = p, None
                 break
         if text is None:
-            for p in order:
+            # multiples: the block's own params first (`width * 4` as the spec writes it, not `c_in * 2`)
+            for p in block_params + ["c_in"]:
                 pv = [f.get(p) for f in facts]
                 if all(isinstance(x, int) and not isinstance(x, bool) and x for x in pv) and \
                         all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
@@ -81,10 +83,13 @@ def lift(name: str, instances: list[tuple[Module, Template]], block_params: list
                         text, used[p] = f"{p} * {k}", None
                         break
         if text is None:
-            base = re.sub(r"\W+", "_", tpl.holes[h].ctx).strip("_") or "arg"
+            # an identifier even for numbered nn.Sequential children ('0_padding' -> 'padding'),
+            # and never a block param's name (that param would pass its own value instead)
+            base = re.sub(r"^[\d_]+", "", re.sub(r"\W+", "_", tpl.holes[h].ctx)).strip("_") or "arg"
             text = base
             n = 2
-            while text in fallback_names and fallback_names[text] != tuple(map(repr, vals)):
+            while text in order or keyword.iskeyword(text) or text == "self" or \
+                    (text in fallback_names and fallback_names[text] != tuple(map(repr, vals))):
                 text, n = f"{base}_{n}", n + 1
             fallback_names[text] = tuple(map(repr, vals))
             used[text] = None

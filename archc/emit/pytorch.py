@@ -79,7 +79,7 @@ class Emitter:
     def template(self, m: Module) -> Template:
         holes: list[Hole] = []
         if m.block_kind == "seq":
-            body = self.sequential([(c.attr, c) for c in m.children], holes, "", 1, call="super().__init__")
+            body = self.sequential([(c.attr, c) for c in m.children], holes, "", 2, call="super().__init__")
             return Template("nn.Sequential", body.split("\n"), [], holes)
         init = []
         for c in m.children:
@@ -147,7 +147,8 @@ class Emitter:
         body = fill(info, tpl.init, tpl.holes)
         if tpl.base == "nn.Module":
             out.append(f"{INDENT * 2}super().__init__()")
-        out += [INDENT * 2 + line if not line.startswith(INDENT) else INDENT + line for line in body]
+        # continuation lines of multi-line constructors carry their own indentation already
+        out += [line if line.startswith(" ") else INDENT * 2 + line for line in body]
         if tpl.forward:
             out.append("")
             out.append(f"{INDENT}def forward(self, x):")

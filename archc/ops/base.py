@@ -19,7 +19,7 @@ Shape = tuple[int, ...]
 
 class OpArgs(BaseModel):
     """Base of every op's args: unknown keys are errors, values are immutable once resolved."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoArgs(OpArgs):

@@ -111,11 +111,13 @@ class BlockTable:
             x = Value("x", value.node, value.shape)
             scope.ids["input"] = x
             if kind == "layers":
-                out = exp.chain(scope, bdef.layers, bat / "layers", x, "x")
+                out = exp.chain(scope, bdef.layers, bat / "layers", x, scope.chain_var)
             elif kind == "residual":
-                out = exp.residual(scope, tree_at(bat.src, bat.path + ("residual",)), bat / "residual", x, "x")
+                out = exp.residual(scope, tree_at(bat.src, bat.path + ("residual",)), bat / "residual", x,
+                                   scope.chain_var)
             else:
-                out = exp.parallel(scope, tree_at(bat.src, bat.path + ("parallel",)), bat / "parallel", x, "x")
+                out = exp.parallel(scope, tree_at(bat.src, bat.path + ("parallel",)), bat / "parallel", x,
+                                   scope.chain_var)
             mod.outputs = [(out.var, False)]
             return mod, Value("x", out.node, out.shape)
         finally:

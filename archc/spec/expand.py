@@ -13,7 +13,7 @@ from archc.ir.infer import infer_node
 from archc.ops.base import Shape
 from archc.spec.blocks import BlockTable
 from archc.spec.expr import resolve
-from archc.spec.layers import STRUCTURES, At, Item, check_name, explicit_names, parse_item
+from archc.spec.layers import STRUCTURES, At, Item, check_name, explicit_names, parse_item, reads_input
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
 
@@ -35,6 +35,7 @@ class ClassScope:
     taken: set[str] = field(default_factory=set)
     ids: dict[str, Value] = field(default_factory=dict)
     vars: set[str] = field(default_factory=lambda: {"x"})
+    chain_var: str = "x"     # the variable a plain chain reassigns
 
     def auto(self, base: str) -> str:
         base = base if base.isidentifier() else "layer"
@@ -173,9 +174,6 @@ class Expander:
         merged = Value(body_var, node.index, node.out)
         if spec.post is not None:
             merged = self.chain(scope, spec.post, at / "post", merged, body_var)
-        if merged.var != var:
-            scope.module.steps.append(Step(var, [merged.var]))
-            merged = Value(var, merged.node, merged.shape)
         return merged
 
     def shortcut(self, scope: ClassScope, sc, at: At, value: Value, want: Shape) -> Value:
@@ -303,7 +301,11 @@ class Expander:
 
 
 def new_scope(module: Module, prefix: str, env: dict, raws, at: At) -> ClassScope:
-    return ClassScope(module, prefix, env, explicit_names(raws, at))
+    scope = ClassScope(module, prefix, env, explicit_names(raws, at))
+    if reads_input(raws):    # keep `x` intact for the layers that read it later
+        scope.chain_var = "h"
+        scope.vars.add("h")
+    return scope
 
 
 def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
@@ -313,7 +315,7 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     scope = new_scope(root, "", {**env, "c_in": input_shape[0], **shape_facts(input_shape)}, spec.layers, at)
     x = Value("x", -1, tuple(input_shape))
     scope.ids["input"] = x
-    last = exp.chain(scope, spec.layers, at, x, "x")
+    last = exp.chain(scope, spec.layers, at, x, scope.chain_var)
     outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
     root.outputs = [(v.var, train) for _, v, train in outputs]
     mark_train_only(exp.nodes, outputs, root)

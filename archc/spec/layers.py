@@ -114,6 +114,18 @@ def explicit_names(items: list, at: At) -> set[str]:
     return found
 
 
+def reads_input(raw: Any) -> bool:
+    """Whether some layer takes `from: input`, so the forward must keep its input variable."""
+    if isinstance(raw, list):
+        return any(reads_input(r) for r in raw)
+    if isinstance(raw, dict):
+        ref = raw.get("from")
+        if ref == "input" or (isinstance(ref, list) and "input" in ref):
+            return True
+        return any(reads_input(v) for v in raw.values())
+    return False
+
+
 def tree_at(src: Source, path: tuple) -> Any:
     node = src.tree
     for part in path:
