@@ -68,7 +68,11 @@ def lift(name: str, instances: list[tuple[Module, Template]], block_params: list
             info.constant[h] = vals[0]
             continue
         text = None
-        for p in order:
+        # where c_in and a block param both fit (`out == c_in` in every instance), an input-size
+        # arg takes c_in and any other arg the param: Conv2d(c_in, out), not Conv2d(c_in, c_in)
+        ctx = tpl.holes[h].ctx
+        reads_in = ctx.endswith(("in_channels", "in_features", "_c_in")) or ctx == "c_in"
+        for p in (order if reads_in else block_params + ["c_in"]):
             if all(p in f and same(f[p], v) for f, v in zip(facts, vals)):
                 text, used[p] = p, None
                 break

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from archc.errors import SpecError, did_you_mean
 from archc.ir.graph import Module
+from archc.spec.expr import resolve
 from archc.spec.layers import At, Item, tree_at
 from archc.spec.load import Source, load_file
 from archc.spec.schema import BlockDef, BlocksFile, validate
@@ -96,6 +97,10 @@ class BlockTable:
         bdef, bat = self.defs[name]
         params = self.params(name, item, env)
         benv = {**exp.env, **{k: v for k, v in env.items() if k == "i"}, **params, **shape_facts(value.shape)}
+        for k, expr in bdef.let.items():     # in order: a `let` may use the ones before it
+            if k in benv and k not in exp.env:
+                raise (bat / "let" / k).error(f"'let' name '{k}' shadows a param or shape fact", key=True)
+            benv[k] = resolve(expr, benv, (bat / "let" / k).loc())
         kind = bdef.body_kind
         mod = Module(attr, "class", block=name, block_kind="seq" if kind == "seq" else "layers",
                      params=params, c_in=value.shape[0], loc=item.at.loc())

@@ -78,7 +78,8 @@ class Expander:
         self.stack: list[str] = []      # blocks being instantiated, for cycle errors
 
     # -- nodes -------------------------------------------------------------------------------
-    def op_node(self, item: Item, name: str, inputs: list[Value], env: dict) -> Node:
+    def op_node(self, item: Item, name: str, inputs: list[Value], env: dict,
+                sources: list[str] | None = None) -> Node:
         op = ops.get(item.kind)
         raw = resolve_tree(item.args, env, item.args_at)
         if raw is None:
@@ -89,7 +90,7 @@ class Expander:
             raw = {op.short: raw}
         args = validate(op.Args, raw, item.args_at.src, item.args_at.path, f"layer '{name}' ({item.kind})")
         node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at.loc())
-        infer_node(node, [v.shape for v in inputs])
+        infer_node(node, [v.shape for v in inputs], sources, lambda f: arg_loc(item, op, f))
         self.nodes.append(node)
         return node
 
@@ -117,8 +118,20 @@ class Expander:
             out.append(scope.ids[r])
         return out
 
+    def enabled(self, item: Item, env: dict) -> bool:
+        """`when: expr` keeps a layer only where the expression holds (MobileNet's t != 1)."""
+        if "when" not in item.wiring:
+            return True
+        at = item.wiring_at["when"]
+        cond = resolve(item.wiring["when"], env, at.loc())
+        if not isinstance(cond, bool):
+            raise at.error(f"'when' must be true or false, got {cond!r}")
+        return cond
+
     def class_item(self, scope: ClassScope, item: Item, value: Value, var: str) -> Value:
         env = scope.env
+        if "repeat" not in item.wiring and not self.enabled(item, env):
+            return value
         ins = self.sources(scope, item, value)
         out_var = var
         if "id" in item.wiring:
@@ -134,7 +147,8 @@ class Expander:
             op = ops.get(item.kind)
             if op is not None and op.arity is None:       # a merge: a step, no module
                 name = self.layer_name(scope, item)
-                node = self.op_node(item, scope.prefix + name, ins, env)
+                names = [next((k for k, v in scope.ids.items() if v is i), i.var) for i in ins]
+                node = self.op_node(item, scope.prefix + name, ins, env, names)
                 scope.module.steps.append(Step(out_var, [v.var for v in ins], node=node))
                 result = Value(out_var, node.index, node.out)
             else:
@@ -165,13 +179,18 @@ class Expander:
             if sc is None:
                 raise sc_at.error(f"residual body changes shape {list(value.shape)} -> {list(out.shape)}: "
                                   f"give a 'shortcut' (layers, or 'auto'), or 'shortcut: none' to drop it")
-            if sc == "none":
-                return out
-            short = self.shortcut(scope, sc, sc_at, value, out.shape)
-        merge_item = Item(spec.merge, None, at, at)
-        node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), [out, short], scope.env)
-        scope.module.steps.append(Step(body_var, [out.var, short.var], node=node))
-        merged = Value(body_var, node.index, node.out)
+            if sc != "none":
+                short = self.shortcut(scope, sc, sc_at, value, out.shape)
+            else:
+                short = None    # 'none': no shortcut where the shape changes; `post` still applies
+        if short is not None:
+            merge_item = Item(spec.merge, None, at, at)
+            node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), [out, short], scope.env,
+                                ["body", "shortcut"])
+            scope.module.steps.append(Step(body_var, [out.var, short.var], node=node))
+            merged = Value(body_var, node.index, node.out)
+        else:
+            merged = out
         if spec.post is not None:
             merged = self.chain(scope, spec.post, at / "post", merged, body_var)
         return merged
@@ -214,7 +233,8 @@ class Expander:
             scope.module.steps.append(Step(bvar, [value.var], attr=name))
             outs.append(Value(bvar, last.node, last.shape))
         merge_item = Item(spec.merge, None, at, at)
-        node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env)
+        node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env,
+                            list(branches))
         scope.module.steps.append(Step(var, [o.var for o in outs], node=node))
         return Value(var, node.index, node.out)
 
@@ -234,7 +254,9 @@ class Expander:
         op = ops.get(item.kind)
         if op is None:
             names = list(ops.REGISTRY) + list(self.blocks.names()) + list(STRUCTURES)
-            raise item.at.error(f"unknown op '{item.kind}'{did_you_mean(item.kind, names)}", key=isinstance(item.args, dict) or item.args is not None)
+            hint = did_you_mean(item.kind, names)
+            what = "block" if any(hint == did_you_mean(b, [b]) for b in self.blocks.names()) else "op"
+            raise item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)   # at the op's key
         if op.arity is None:
             raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
                                 f"or at the top level, not inside a seq")
@@ -266,6 +288,8 @@ class Expander:
                     base = {op.short: args} if op is not None and op.short else {}
                 args = {**base, **first}
             wiring = {k: v for k, v in item.wiring.items() if k not in ("repeat", "first", "name", "id", "from")}
+            if not self.enabled(Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}):
+                continue
             yield Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}
 
     def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
@@ -285,6 +309,8 @@ class Expander:
             else:
                 pairs = [(item, env)]
             for one, ienv in pairs:
+                if not self.enabled(one, ienv):
+                    continue
                 idx = str(len(mod.children))
                 name = idx
                 if "name" in one.wiring:
@@ -298,6 +324,13 @@ class Expander:
         if not mod.children:
             raise at.error("an empty seq: give at least one layer")
         return mod, value
+
+
+def arg_loc(item: Item, op, field: str):
+    """Where `field` of an op item was written (None when left at its default)."""
+    if isinstance(item.args, dict):
+        return (item.args_at / field).loc() if field in item.args else None
+    return item.args_at.loc() if item.args is not None and field == op.short else None
 
 
 def new_scope(module: Module, prefix: str, env: dict, raws, at: At) -> ClassScope:

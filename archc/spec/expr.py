@@ -48,6 +48,15 @@ class ExprError(Exception):
     pass
 
 
+# Constructs refused outright (named in the message), found before anything is evaluated.
+FORBIDDEN = {
+    ast.Attribute: "attribute access", ast.Lambda: "a lambda", ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension", ast.DictComp: "a comprehension", ast.GeneratorExp: "a comprehension",
+    ast.NamedExpr: "an assignment (:=)", ast.Starred: "unpacking (*)", ast.Await: "await",
+    ast.Yield: "yield", ast.YieldFrom: "yield", ast.JoinedStr: "an f-string",
+}
+
+
 def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
@@ -97,6 +106,11 @@ def evaluate(text: str, names: Mapping[str, Any]) -> Any:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         raise ExprError(f"invalid expression '{text}': {e.msg}") from None
+    for node in ast.walk(tree):
+        if type(node) in FORBIDDEN:
+            part, whole = ast.unparse(node), ast.unparse(tree.body)
+            raise ExprError(f"{FORBIDDEN[type(node)]} is not allowed in an expression: '{part}'"
+                            + (f" in '{whole}'" if part != whole else ""))
     try:
         return _eval(tree.body, names)
     except ExprError:

@@ -9,7 +9,7 @@ from typing import Any
 from archc.errors import SpecError
 from archc.spec.load import Source
 
-WIRING = ("name", "id", "from", "repeat", "first")
+WIRING = ("name", "id", "from", "repeat", "first", "when")
 STRUCTURES = ("seq", "residual", "parallel")
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Attribute names nn.Module already uses; a layer named so would shadow them.
@@ -61,7 +61,9 @@ def parse_item(raw: Any, at: At) -> Item:
     keys = [k for k in raw if k not in WIRING]
     if len(keys) != 1:
         what = f"several: {', '.join(map(str, keys))}" if keys else "none"
-        raise at.error(f"a layer mapping needs exactly one op, block or {'/'.join(STRUCTURES)} key, found {what}")
+        where = (at / keys[1]) if len(keys) > 1 else at     # point at the first extra key
+        raise where.error(f"a layer mapping needs exactly one op, block or {'/'.join(STRUCTURES)} key, "
+                          f"found {what}", key=len(keys) > 1)
     kind = keys[0]
     args = raw[kind]
     item = Item(str(kind), args, at, at / kind)
@@ -86,6 +88,8 @@ def check_name(name: Any, at: At, attribute: bool = True) -> str:
     """Layer names become Python attribute names in generated code: validate them strictly."""
     if not isinstance(name, str) or not IDENT.match(name) or keyword.iskeyword(name):
         if not (isinstance(name, str) and name.isdigit() and not attribute):
+            if isinstance(name, str) and keyword.iskeyword(name):
+                raise at.error(f"name '{name}' is a Python keyword; choose another name")
             raise at.error(f"name must be a Python identifier, got {name!r}")
     if attribute and name in MODULE_ATTRS:
         raise at.error(f"name '{name}' is reserved (an nn.Module attribute or a name the generated code uses)")

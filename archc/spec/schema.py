@@ -48,6 +48,7 @@ class ParallelDef(Strict):
 class BlockDef(Strict):
     doc: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
+    let: dict[str, Any] = Field(default_factory=dict)   # values derived from params and c_in
     layers: list[Any] | None = None
     seq: list[Any] | None = None
     residual: ResidualDef | None = None
@@ -123,7 +124,9 @@ def validate(model: type[BaseModel], data: Any, src: Source, base: tuple = (), w
 
 
 def located(e: ValidationError, model, data, src: Source, base: tuple, what: str) -> SpecError:
-    err = e.errors()[0]
+    errors = e.errors()
+    # an unknown key explains a 'missing' one (a misspelt key is both): report the unknown key
+    err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     path = _data_path(data, err["loc"])
     where = f"{what}: " if what else ""
     field = str(path[0]) if path else ""
@@ -132,18 +135,23 @@ def located(e: ValidationError, model, data, src: Source, base: tuple, what: str
         allowed = ", ".join(model.model_fields) or "none"
         sub = _submodel(model, path[:-1])
         choices = sub.model_fields if sub else model.model_fields
-        return SpecError(f"{where}unknown key '{key}'{did_you_mean(key, choices)}; expected one of: "
+        from archc.ops.base import OpArgs
+        noun = "arg" if isinstance(model, type) and issubclass(model, OpArgs) else "key"
+        return SpecError(f"{where}unknown {noun} '{key}'{did_you_mean(key, choices)}; expected one of: "
                          f"{', '.join(choices) if sub else allowed}", src.loc(base + path, key=True))
     if err["type"] == "missing":
         name = str(err["loc"][-1])
-        return SpecError(f"{where}missing required '{name}'", src.loc(base + path))
+        hint = f" (the format version: write 'archc: {SUPPORTED_VERSIONS[-1]}' first)" if name == "archc" else ""
+        return SpecError(f"{where}missing required '{name}'{hint}", src.loc(base + path))
     found = err.get("input")
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
         return SpecError(f"{where}'{field}': {msg}" if field else f"{where}{msg}", src.loc(base + path))
     if len([x for x in e.errors() if _data_path(data, x["loc"]) == path]) > 1 and field:
-        msg = f"expected {describe(_submodel(model, path[:-1]) or model, str(path[-1]))}"
+        msg = f"must be {describe(_submodel(model, path[:-1]) or model, str(path[-1]))}"
+    elif msg.startswith("Input should"):     # pydantic: "Input should be greater than 0"
+        msg = msg[len("Input "):]
     else:
         msg = msg[0].lower() + msg[1:]
     return SpecError(f"{where}'{'.'.join(map(str, path)) or 'value'}' {msg}, got {found!r}",

@@ -1,0 +1,135 @@
+"""The zoo's specs held to the reference fixtures (tests/reference/models/*.json, measured from
+torchvision): static counts, the exact state_dict, the emitted module's own counts, and the
+logits under the fixtures' deterministic weights."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import archc
+from archc.spec.load import load_file
+from reference_util import (SPECS, assert_logits_match, conv_linear_macs, deterministic_, fixture,
+                            fixture_input, leaf_output_shapes, state_dict_list)
+
+MODELS = ["resnet50", "googlenet", "mobilenet_v2"]
+
+# Leaf modules of the reference that a spec cannot reproduce by name: torchvision's Bottleneck
+# calls one `relu` module three times; a spec gives each application its own module.
+REUSED_LEAVES = {"resnet50": re.compile(r"layer\d\.\d+\.relu")}
+
+
+class Built:
+    """One model compiled from its spec, its emitted module under deterministic weights, and
+    the fixture it is held to."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.ref = fixture(name)
+        self.net = archc.load(SPECS / f"{name}.yaml")
+        self.module = deterministic_(self.net.to_module()).eval()
+
+
+_built: dict[str, Built] = {}
+
+
+@pytest.fixture(params=MODELS)
+def model(request) -> Built:
+    if request.param not in _built:
+        _built[request.param] = Built(request.param)
+    return _built[request.param]
+
+
+# ------------------------------------------------------------------------- static analysis
+
+def test_static_counts(model):
+    net, ref = model.net, model.ref
+    assert list(net.input) == ref["input"]
+    assert net.params == ref["params"]
+    assert net.buffers == ref["buffers"]
+    assert net.macs == ref["macs_conv_linear"]
+    assert [list(s) for s in net.output_shapes] == [ref["output"]]
+
+
+def test_static_state_dict(model):
+    assert state_dict_list(model.net.state_dict_shapes()) == model.ref["state_dict"]
+
+
+# -------------------------------------------------------------------------- emitted module
+
+def test_module_state_dict_matches_static(model):
+    state = model.module.state_dict()
+    assert [[k, list(t.shape)] for k, t in state.items()] == state_dict_list(model.net.state_dict_shapes())
+    assert sum(p.numel() for p in model.module.parameters()) == model.net.params
+    assert sum(b.numel() for b in model.module.buffers()) == model.net.buffers
+
+
+def test_module_macs_match_static(model):
+    x = fixture_input(model.ref["input"], batch=1)
+    assert conv_linear_macs(model.module, x) == model.net.macs
+
+
+def test_logits_match_reference(model):
+    with torch.no_grad():
+        out = model.module(fixture_input(model.ref["input"]))
+    assert_logits_match(out, model.ref["logits"])
+
+
+def test_leaf_output_shapes(model):
+    got = leaf_output_shapes(model.module, fixture_input(model.ref["input"], batch=1))
+    reused = REUSED_LEAVES.get(model.name)
+    missing = [k for k in model.ref["leaf_output_shapes"]
+               if k not in got and not (reused and reused.fullmatch(k))]
+    assert missing == []
+    wrong = {k: (got[k], v) for k, v in model.ref["leaf_output_shapes"].items() if k in got and got[k] != v}
+    assert wrong == {}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_cifar_variant(name):
+    net = archc.load(SPECS / f"{name}.yaml", variant="cifar")
+    assert list(net.input) == [3, 32, 32] and net.output_shapes == [(10,)]
+    module = net.to_module().eval()
+    assert sum(p.numel() for p in module.parameters()) == net.params
+    with torch.no_grad():
+        assert module(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_mobilenet_v2_width_mult():
+    """Half width: channels through make_divisible(c * 0.5, 8), the head stays at 1280."""
+    net = archc.load(SPECS / "mobilenet_v2.yaml", width_mult=0.5)
+    shapes = net.state_dict_shapes()
+    assert shapes["features.0.0.weight"] == (16, 3, 3, 3)
+    assert shapes["features.17.conv.2.weight"] == (160, 480, 1, 1)     # 320 -> 160 from 80 * 6
+    assert shapes["features.18.0.weight"] == (1280, 160, 1, 1)
+    module = net.to_module()
+    assert sum(p.numel() for p in module.parameters()) == net.params
+
+
+# ------------------------------------------------------------------------------ the others
+
+def test_lenet5_counts():
+    net = archc.load(SPECS / "lenet5.yaml")
+    assert net.params == 61_706
+    assert net.macs == 416_520
+    assert net.output_shapes == [(10,)]
+
+
+def graph_facts(net):
+    return [(n.name, n.op.name, n.args, [net.nodes[i].name if i >= 0 else "input" for i in n.inputs],
+             n.in_shapes, n.out) for n in net.nodes]
+
+
+def test_resnet50_toml_twin():
+    yaml_src, toml_src = load_file(SPECS / "resnet50.yaml"), load_file(SPECS / "resnet50.toml")
+    assert toml_src.tree == yaml_src.tree
+    a, b = archc.load(SPECS / "resnet50.yaml"), archc.load(SPECS / "resnet50.toml")
+    assert graph_facts(b) == graph_facts(a)
+    assert b.state_dict_shapes() == a.state_dict_shapes()
+    assert (b.params, b.buffers, b.macs) == (a.params, a.buffers, a.macs)
+    # the generated code is the same, but for the source file named in its docstring
+    assert b.source() == a.source().replace("from resnet50.yaml", "from resnet50.toml", 1)
+    for variant in ("cifar",):
+        assert graph_facts(archc.load(SPECS / "resnet50.toml", variant=variant)) == \
+            graph_facts(archc.load(SPECS / "resnet50.yaml", variant=variant))
