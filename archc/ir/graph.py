@@ -3,6 +3,7 @@ and the forward program of every class."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from archc.errors import Location
@@ -17,7 +18,7 @@ class Node:
     op: Op
     args: OpArgs
     inputs: list[int]            # producer node indices; -1 is the network input
-    loc: Location
+    at: Any                      # where in the spec: has .loc(), looked up only when needed
     in_shapes: list[Shape] = field(default_factory=list)
     out: Shape = ()
     tensors: dict[str, Tensor] = field(default_factory=dict)
@@ -26,10 +27,14 @@ class Node:
     train_only: bool = False     # feeds only training-time outputs (auxiliary heads)
 
     @property
+    def loc(self) -> Location:
+        return self.at.loc() if hasattr(self.at, "loc") else self.at
+
+    @cached_property
     def params(self) -> int:
         return sum(t.numel for t in self.tensors.values() if t.trainable)
 
-    @property
+    @cached_property
     def buffers(self) -> int:
         return sum(t.numel for t in self.tensors.values() if not t.trainable)
 
@@ -58,7 +63,7 @@ class Module:
     steps: list[Step] = field(default_factory=list)
     input_var: str = "x"
     outputs: list[tuple[str, bool]] = field(default_factory=list)   # (var, train_only)
-    loc: Location | None = None
+    loc: Any = None              # where in the spec (an At), for messages
 
 
 @dataclass

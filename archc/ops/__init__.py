@@ -1,17 +1,27 @@
-"""The op registry. Importing this package registers every built-in op and any third-party op
-published under the `archc.ops` entry-point group."""
+"""The op registry. Importing this package registers every built-in op; third-party ops published
+under the `archc.ops` entry-point group register the first time a name is not found."""
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Shape, Tensor, register  # noqa: F401
 from archc.ops import activation, conv, linear, merge, norm, pool, shape  # noqa: F401  (registration)
+from archc.ops import conv_variants, gates, spatial  # noqa: F401  (registration)
 
 
-def _load_plugins() -> None:
-    from importlib.metadata import entry_points
-    for ep in entry_points(group="archc.ops"):
-        ep.load()
+_plugins_loaded = False
 
 
-_load_plugins()
+def load_plugins() -> None:
+    """Register third-party ops published under the `archc.ops` entry-point group. Scanning the
+    installed packages costs tens of milliseconds, so it happens only when a name is unknown."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        from importlib.metadata import entry_points
+        for ep in entry_points(group="archc.ops"):
+            ep.load()
 
 
 def get(name: str) -> Op | None:
-    return REGISTRY.get(name)
+    op = REGISTRY.get(name)
+    if op is None and not _plugins_loaded:
+        load_plugins()
+        op = REGISTRY.get(name)
+    return op

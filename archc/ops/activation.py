@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from math import prod
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ValidationError
 
-from archc.ops.base import Ctor, Op, OpArgs, Tensor, register
+from archc.errors import did_you_mean
+from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Tensor, register
 
 
 class InplaceArgs(OpArgs):
@@ -104,3 +105,39 @@ class PReLU(Op):
                     defaults={"num_parameters": 1, "init": 0.25})
 
 
+# -- activations as an argument of composite ops (conv_bn, se) ------------------------------
+
+# Every op usable as `act:` / `gate:`; another module may add its own activations here.
+ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "swish", "hardswish",
+               "hardsigmoid", "sigmoid", "tanh", "mish", "prelu"]
+
+# `relu` | `{leaky_relu: {slope: 0.2}}` | null / 'none' (no activation)
+ActSpec = str | dict[str, dict[str, Any] | None] | None
+
+
+def act_of(spec: ActSpec, what: str = "act") -> tuple[Op, OpArgs] | None:
+    """The activation op and its validated args a spec value names, or None for none.
+    Raises ValueError (inside pydantic validation this becomes a located SpecError)."""
+    if spec is None or spec == "none":
+        return None
+    if isinstance(spec, dict):
+        if len(spec) != 1:
+            raise ValueError(f"{what} is one activation: a name or {{name: {{args}}}}, got {spec}")
+        (name, raw), = spec.items()
+    else:
+        name, raw = spec, None
+    if name not in ACTIVATIONS or name not in REGISTRY:
+        raise ValueError(f"unknown activation '{name}'{did_you_mean(name, ACTIVATIONS)}; "
+                         f"expected one of: none, {', '.join(ACTIVATIONS)}")
+    op = REGISTRY[name]
+    try:
+        return op, op.Args.model_validate(raw or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(map(str, err["loc"]))
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{key}'{did_you_mean(key, op.Args.model_fields)}; expected one of: " \
+                  f"{', '.join(op.Args.model_fields) or 'none'}"
+        else:
+            msg = f"'{key}': {err['msg']}" if key else err["msg"]
+        raise ValueError(f"{what} '{name}': {msg}") from None

@@ -79,6 +79,16 @@ class Op:
     def flops(self, a: OpArgs, ins: list[Shape], out: Shape) -> int:
         return 2 * self.macs(a, ins, out) + self.extra_flops(a, ins, out)
 
+    def memo(self, a: OpArgs, x: Shape, compute):
+        """compute() once for the (args, shape) pair the rules of one node are asked about in a
+        row (infer, tensors, macs, flops). One entry, swapped atomically: safe across threads."""
+        last = getattr(self, "_memo", None)
+        if last is not None and last[0] is a and last[1] == x:
+            return last[2]
+        value = compute()
+        self._memo = (a, x, value)
+        return value
+
     # -- emission -----------------------------------------------------------------------
     def module(self, a: OpArgs, ins: list[Shape], out: Shape) -> Ctor | None:
         """The nn.Module to construct; every single-input op has one (so it fits nn.Sequential)."""

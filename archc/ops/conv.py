@@ -23,7 +23,7 @@ class PaddedConv{n}d(nn.Conv{n}d):
         self.pad = pad
 
     def forward(self, x):
-        return super().forward(F.pad(x, self.pad))
+        return self._conv_forward(F.pad(x, self.pad), self.weight, self.bias)
 '''
 
 
@@ -97,6 +97,9 @@ class Conv(Op):
     doc = "Convolution (1d/2d/3d by input rank); pad int/list/'same'/'valid'."
 
     def geometry(self, a: ConvArgs, x: Shape):
+        return self.memo(a, x, lambda: self._geometry(a, x))
+
+    def _geometry(self, a: ConvArgs, x: Shape):
         n = spatial_rank(x, self.name)
         k = ntuple(a.k, n, "kernel")
         s = ntuple(a.stride, n, "stride")
@@ -145,3 +148,72 @@ class Conv(Op):
             conv.args.append(("pad", f_pad(pads)))
             conv.support = (PADDED_CONV.replace("{n}", str(n)),)
         return conv
+
+
+class ConvTransposeArgs(OpArgs):
+    out: int = Field(gt=0)
+    k: IntOrList
+    stride: IntOrList = 1
+    pad: IntOrList = 0
+    output_padding: IntOrList = 0
+    dilation: IntOrList = 1
+    groups: int = Field(1, gt=0)
+    bias: bool = True
+
+
+@register("conv_transpose")
+class ConvTranspose(Op):
+    """Transposed convolution: out = (in - 1) * stride - 2 * pad + dilation * (k - 1)
+    + output_padding + 1 per spatial dim (PyTorch's nn.ConvTransposeNd)."""
+    Args = ConvTransposeArgs
+    short = "out"
+    doc = "Transposed convolution (1d/2d/3d by input rank); output_padding < stride or dilation."
+
+    def geometry(self, a: ConvTransposeArgs, x: Shape):
+        n = spatial_rank(x, self.name)
+        k, s, d = ntuple(a.k, n, "kernel"), ntuple(a.stride, n, "stride"), ntuple(a.dilation, n, "dilation")
+        p, op = ntuple(a.pad, n, "pad"), ntuple(a.output_padding, n, "output_padding")
+        positive(k, "kernel size")
+        positive(s, "stride")
+        positive(d, "dilation")
+        if any(v < 0 for v in p + op):
+            raise ShapeError(f"pad and output_padding must be >= 0, got {a.pad} and {a.output_padding}")
+        for i in range(n):
+            if op[i] >= s[i] and op[i] >= d[i]:
+                raise ShapeError(f"output_padding {op[i]} must be smaller than stride {s[i]} or dilation {d[i]}")
+        return n, k, s, d, p, op
+
+    def infer(self, a: ConvTransposeArgs, ins):
+        x = ins[0]
+        if x[0] % a.groups or a.out % a.groups:
+            raise ShapeError(f"groups={a.groups} must divide both input channels {x[0]} and out {a.out}")
+        _, k, s, d, p, op = self.geometry(a, x)
+        size = tuple((x[1 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(len(k)))
+        if any(v <= 0 for v in size):
+            raise ShapeError(f"pad {a.pad} leaves no output: {'x'.join(map(str, size))}")
+        return (a.out, *size)
+
+    def tensors(self, a: ConvTransposeArgs, ins, out):
+        k = self.geometry(a, ins[0])[1]
+        t = {"weight": Tensor((ins[0][0], a.out // a.groups, *k))}
+        if a.bias:
+            t["bias"] = Tensor((a.out,))
+        return t
+
+    def macs(self, a: ConvTransposeArgs, ins, out):
+        # every input element meets every kernel tap of its group's output channels
+        x = ins[0]
+        return prod(x) * (a.out // a.groups) * prod(self.geometry(a, x)[1])
+
+    def extra_flops(self, a, ins, out):
+        return prod(out) if a.bias else 0
+
+    def module(self, a: ConvTransposeArgs, ins, out):
+        x = ins[0]
+        n, k, s, d, p, op = self.geometry(a, x)
+        return Ctor(f"nn.ConvTranspose{n}d", [
+            ("in_channels", x[0]), ("out_channels", a.out), ("kernel_size", compact(k)),
+            ("stride", compact(s)), ("padding", compact(p)), ("output_padding", compact(op)),
+            ("groups", a.groups), ("bias", a.bias), ("dilation", compact(d))], npos=3,
+            defaults={"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True,
+                      "dilation": 1})

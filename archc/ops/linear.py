@@ -1,7 +1,6 @@
 """Fully connected layer."""
 from __future__ import annotations
 
-from math import prod
 
 from pydantic import Field
 

@@ -6,7 +6,7 @@ from math import prod
 from pydantic import Field
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, Tensor, register
+from archc.ops.base import Ctor, Op, OpArgs, Tensor, register, spatial_rank
 
 
 class BNArgs(OpArgs):
@@ -51,3 +51,110 @@ class BatchNorm(Op):
             ("num_features", ins[0][0]), ("eps", a.eps), ("momentum", a.momentum),
             ("affine", a.affine), ("track_running_stats", a.track_running_stats)], npos=1,
             defaults={"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True})
+
+
+class LayerNormArgs(OpArgs):
+    dims: int | None = Field(None, gt=0)   # normalise over the last `dims` per-sample dims; default all
+    eps: float = Field(1e-5, gt=0)
+    elementwise_affine: bool = True
+    bias: bool = True
+
+
+@register("layernorm")
+class LayerNorm(Op):
+    """LayerNorm over the trailing per-sample dims: [C, H, W] with dims 1 normalises over W,
+    as nn.LayerNorm(W); by default over the whole sample, as nn.LayerNorm([C, H, W])."""
+    Args = LayerNormArgs
+    short = "dims"
+    doc = "Layer normalisation over the last `dims` per-sample dimensions (default: all)."
+
+    def normalized(self, a: LayerNormArgs, x) -> tuple[int, ...]:
+        if a.dims is not None and a.dims > len(x):
+            raise ShapeError(f"layernorm over the last {a.dims} dims of a rank-{len(x)} input")
+        return tuple(x[len(x) - (a.dims or len(x)):])
+
+    def infer(self, a, ins):
+        self.normalized(a, ins[0])
+        return ins[0]
+
+    def tensors(self, a: LayerNormArgs, ins, out):
+        shape = self.normalized(a, ins[0])
+        t = {}
+        if a.elementwise_affine:
+            t["weight"] = Tensor(shape)
+            if a.bias:
+                t["bias"] = Tensor(shape)
+        return t
+
+    def extra_flops(self, a: LayerNormArgs, ins, out):
+        # per element: sum for the mean, subtract, square-and-sum for the variance, scale by
+        # 1/std (4); the affine transform adds a scale and a shift (2) or a scale alone (1)
+        affine = (1 + a.bias) if a.elementwise_affine else 0
+        return (4 + affine) * prod(out)
+
+    def module(self, a: LayerNormArgs, ins, out):
+        shape = self.normalized(a, ins[0])
+        return Ctor("nn.LayerNorm", [
+            ("normalized_shape", shape[0] if len(shape) == 1 else shape), ("eps", a.eps),
+            ("elementwise_affine", a.elementwise_affine), ("bias", a.bias)], npos=1,
+            defaults={"eps": 1e-5, "elementwise_affine": True, "bias": True})
+
+
+class GroupNormArgs(OpArgs):
+    groups: int = Field(gt=0)
+    eps: float = Field(1e-5, gt=0)
+    affine: bool = True
+
+
+@register("groupnorm")
+class GroupNorm(Op):
+    Args = GroupNormArgs
+    short = "groups"
+    doc = "Group normalisation: channels in `groups` groups, statistics per sample and group."
+
+    def infer(self, a: GroupNormArgs, ins):
+        x = ins[0]
+        if len(x) < 1 or x[0] % a.groups:
+            raise ShapeError(f"groups={a.groups} must divide the input channels {x[0] if x else 0}")
+        return x
+
+    def tensors(self, a: GroupNormArgs, ins, out):
+        c = ins[0][0]
+        return {"weight": Tensor((c,)), "bias": Tensor((c,))} if a.affine else {}
+
+    def extra_flops(self, a: GroupNormArgs, ins, out):
+        # as layernorm: 4 per element for the statistics and normalisation, 2 for the affine
+        return (4 + 2 * a.affine) * prod(out)
+
+    def module(self, a: GroupNormArgs, ins, out):
+        return Ctor("nn.GroupNorm", [("num_groups", a.groups), ("num_channels", ins[0][0]),
+                                     ("eps", a.eps), ("affine", a.affine)], npos=2,
+                    defaults={"eps": 1e-5, "affine": True})
+
+
+class LRNArgs(OpArgs):
+    size: int = Field(gt=0)        # channels in the window
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
+@register("lrn")
+class LocalResponseNorm(Op):
+    """x / (k + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta."""
+    Args = LRNArgs
+    short = "size"
+    doc = "Local response normalisation across neighbouring channels (AlexNet, GoogLeNet v1)."
+
+    def infer(self, a, ins):
+        spatial_rank(ins[0], self.name)
+        return ins[0]
+
+    def extra_flops(self, a: LRNArgs, ins, out):
+        # per element: square (1), window sum (size), scale + offset (2), power (1), divide (1)
+        return (a.size + 5) * prod(out)
+
+    def module(self, a: LRNArgs, ins, out):
+        return Ctor("nn.LocalResponseNorm", [("size", a.size), ("alpha", a.alpha), ("beta", a.beta),
+                                             ("k", a.k)], npos=1,
+                    defaults={"alpha": 1e-4, "beta": 0.75, "k": 1.0})

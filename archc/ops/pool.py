@@ -24,7 +24,8 @@ class PaddedMaxPool{n}d(nn.MaxPool{n}d):
         self.pad = pad
 
     def forward(self, x):
-        return super().forward(F.pad(x, self.pad, value=float("-inf")))
+        return F.max_pool{n}d(F.pad(x, self.pad, value=float("-inf")), self.kernel_size, self.stride,
+                            0, self.dilation, ceil_mode=self.ceil_mode)
 '''
 
 
@@ -48,6 +49,9 @@ class Window(Op):
     kind: str
 
     def geometry(self, a, x):
+        return self.memo(a, x, lambda: self._geometry(a, x))
+
+    def _geometry(self, a, x):
         n = spatial_rank(x, self.name)
         k = ntuple(a.k, n, "kernel")
         s = ntuple(a.stride if a.stride is not None else a.k, n, "stride")

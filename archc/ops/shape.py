@@ -1,7 +1,8 @@
-"""Ops that move or drop values without arithmetic: flatten, reshape, identity, dropout."""
+"""Ops that move or drop values without arithmetic: flatten, reshape, identity, dropout, drop_path."""
 from __future__ import annotations
 
 from math import prod
+from typing import Literal
 
 from pydantic import Field
 
@@ -91,3 +92,45 @@ class Dropout(Op):
         if a.channel and len(ins[0]) < 2:
             raise ShapeError(f"channel dropout needs a [C, ...] input, got {list(ins[0])}")
         return ins[0]
+
+
+DROP_PATH = '''
+class DropPath(nn.Module):
+    """Stochastic depth (torchvision's StochasticDepth): in training, zero each sample ('row')
+    or the whole batch ('batch') with probability p and scale the rest by 1 / (1 - p)."""
+
+    def __init__(self, p, mode="row"):
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        if self.mode == "row":
+            shape = [x.shape[0]] + [1] * (x.dim() - 1)
+        else:
+            shape = [1] * x.dim()
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        if keep > 0.0:
+            noise.div_(keep)
+        return x * noise
+'''
+
+
+class DropPathArgs(OpArgs):
+    p: float = Field(ge=0, le=1)
+    mode: Literal["row", "batch"] = "row"
+
+
+@register("drop_path")
+class DropPath(Op):
+    """Stochastic depth for residual bodies; the identity at inference, so no FLOPs counted."""
+    Args = DropPathArgs
+    short = "p"
+    doc = "Stochastic depth: drop whole samples ('row') or the batch ('batch') in training."
+
+    def module(self, a: DropPathArgs, ins, out):
+        return Ctor("DropPath", [("p", a.p), ("mode", a.mode)], npos=1, defaults={"mode": "row"},
+                    support=(DROP_PATH,))

@@ -1,6 +1,7 @@
 """Block definitions: typed params, `use:` imports of block files, instantiation, cycles."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,15 @@ from archc.spec.schema import BlockDef, BlocksFile, validate
 if TYPE_CHECKING:
     from archc.spec.expand import Expander, Value
 
+BLOCK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")   # becomes a class name in generated code
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "any": object}
+
+
+def checked_name(name: str, at: At) -> At:
+    """A block's name is its class name in generated code: letters, digits, '_' and '-' only."""
+    if not BLOCK_NAME.match(name):
+        raise at.error(f"block name must be an identifier (letters, digits, '_', '-'), got {name!r}", key=True)
+    return at
 
 
 class BlockTable:
@@ -28,7 +37,7 @@ class BlockTable:
         table = cls()
         table._import(uses, src, [src.file])
         for name, bdef in blocks.items():
-            table.defs[name] = (bdef, At(src, ("blocks", name)))
+            table.defs[name] = (bdef, checked_name(name, At(src, ("blocks", name))))
         return table
 
     def _import(self, uses: list[str], src: Source, chain: list[str]) -> None:
@@ -45,7 +54,7 @@ class BlockTable:
             spec = validate(BlocksFile, sub.tree, sub, (), "block file")
             self._import(spec.use, sub, chain + [key])
             for name, bdef in spec.blocks.items():
-                self.defs[name] = (bdef, At(sub, ("blocks", name)))
+                self.defs[name] = (bdef, checked_name(name, At(sub, ("blocks", name))))
 
     def has(self, name: str) -> bool:
         return name in self.defs
@@ -90,7 +99,7 @@ class BlockTable:
 
     def instantiate(self, exp: "Expander", item: Item, attr: str, path: str, value: "Value",
                     env: dict) -> tuple[Module, "Value"]:
-        from archc.spec.expand import ClassScope, Value, new_scope, shape_facts
+        from archc.spec.expand import Value, shape_facts
         name = item.kind
         if name in exp.stack:
             raise item.at.error(f"block cycle: {' -> '.join(exp.stack + [name])}")
@@ -100,10 +109,10 @@ class BlockTable:
         for k, expr in bdef.let.items():     # in order: a `let` may use the ones before it
             if k in benv and k not in exp.env:
                 raise (bat / "let" / k).error(f"'let' name '{k}' shadows a param or shape fact", key=True)
-            benv[k] = resolve(expr, benv, (bat / "let" / k).loc())
+            benv[k] = resolve(expr, benv, (bat / "let" / k))
         kind = bdef.body_kind
         mod = Module(attr, "class", block=name, block_kind="seq" if kind == "seq" else "layers",
-                     params=params, c_in=value.shape[0], loc=item.at.loc())
+                     params=params, c_in=value.shape[0], loc=item.at)
         exp.stack.append(name)
         try:
             if kind == "seq":
@@ -112,7 +121,7 @@ class BlockTable:
                 return mod, out
             body = getattr(bdef, kind)
             raws = bdef.layers if kind == "layers" else tree_at(bat.src, bat.path + (kind,))
-            scope = new_scope(mod, path + ".", benv, raws, bat / kind)
+            scope = exp.new_scope(mod, path + ".", benv, raws, bat / kind)
             x = Value("x", value.node, value.shape)
             scope.ids["input"] = x
             if kind == "layers":

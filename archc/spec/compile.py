@@ -1,6 +1,7 @@
 """Spec text -> Network: validate, apply the variant and overrides, expand, infer."""
 from __future__ import annotations
 
+import gc
 from typing import Any, Mapping
 
 import yaml
@@ -45,7 +46,7 @@ def compile_source(src: Source, variant: str | None = None, overrides: Mapping[s
     for k, value in (overrides or {}).items():
         if k not in env:
             raise SpecError(f"--set {k}: no var named '{k}'{did_you_mean(k, env)}; "
-                            f"vars: {', '.join(env) or 'none'}")
+                            f"vars: {', '.join(env) or 'none'}", src.loc(("vars",), key=True))
         env[k] = value
     # vars may refer to earlier vars: `width: "${base * 2}"`
     for k in list(env):
@@ -56,9 +57,16 @@ def compile_source(src: Source, variant: str | None = None, overrides: Mapping[s
     try:
         shape = [int(resolve(d, env, src.loc(("input",)))) for d in parse_shape(shape)]
     except (ValueError, TypeError) as e:
-        raise SpecError(f"input: {e}", src.loc(("input",))) from None
+        raise SpecError(f"{'input' if input is None else '--input'}: {e}", src.loc(("input",))) from None
     if not 1 <= len(shape) <= 4 or any(d <= 0 for d in shape):
         raise SpecError(f"input must be 1 to 4 positive sizes ([F], [C, L], [C, H, W], [C, D, H, W]), "
                         f"got {shape}", src.loc(("input",)))
     blocks = BlockTable.build(spec.blocks, spec.use, src)
-    return network_from(spec, src, env, blocks, tuple(shape), variant)
+    # expansion allocates many small objects and frees none: the cyclic GC only costs time here
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return network_from(spec, src, env, blocks, tuple(shape), variant)
+    finally:
+        if was_enabled:
+            gc.enable()

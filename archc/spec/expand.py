@@ -36,12 +36,14 @@ class ClassScope:
     ids: dict[str, Value] = field(default_factory=dict)
     vars: set[str] = field(default_factory=lambda: {"x"})
     chain_var: str = "x"     # the variable a plain chain reassigns
+    counters: dict[str, int] = field(default_factory=dict)
 
     def auto(self, base: str) -> str:
         base = base if base.isidentifier() else "layer"
-        k = 1
+        k = self.counters.get(base, 1)      # next number to try: linear, not quadratic
         while f"{base}{k}" in self.taken or f"{base}{k}" in self.reserved:
             k += 1
+        self.counters[base] = k + 1
         name = f"{base}{k}"
         self.taken.add(name)
         return name
@@ -67,7 +69,7 @@ def resolve_tree(value: Any, env: dict, at: At) -> Any:
         return {k: resolve_tree(v, env, at / k) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_tree(v, env, at / i) for i, v in enumerate(value)]
-    return resolve(value, env, at.loc())
+    return resolve(value, env, at)
 
 
 class Expander:
@@ -76,6 +78,18 @@ class Expander:
         self.env = env
         self.nodes: list[Node] = []
         self.stack: list[str] = []      # blocks being instantiated, for cycle errors
+        self.scans: dict[int, tuple[set[str], bool]] = {}   # by id of a raw body (alive all along)
+
+    def new_scope(self, module: Module, prefix: str, env: dict, raws, at: At) -> ClassScope:
+        """A class to fill. A block's body is scanned for names once, not once per instance."""
+        hit = self.scans.get(id(raws))
+        if hit is None:
+            hit = self.scans[id(raws)] = (explicit_names(raws, at), reads_input(raws))
+        scope = ClassScope(module, prefix, env, hit[0])
+        if hit[1]:    # some layer reads `input`: keep `x` intact for it
+            scope.chain_var = "h"
+            scope.vars.add("h")
+        return scope
 
     # -- nodes -------------------------------------------------------------------------------
     def op_node(self, item: Item, name: str, inputs: list[Value], env: dict,
@@ -89,7 +103,7 @@ class Expander:
                 raise item.args_at.error(f"'{item.kind}' takes no short form; write '{item.kind}: {{...}}'")
             raw = {op.short: raw}
         args = validate(op.Args, raw, item.args_at.src, item.args_at.path, f"layer '{name}' ({item.kind})")
-        node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at.loc())
+        node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at)
         infer_node(node, [v.shape for v in inputs], sources, lambda f: arg_loc(item, op, f))
         self.nodes.append(node)
         return node
@@ -108,7 +122,7 @@ class Expander:
     def sources(self, scope: ClassScope, item: Item, value: Value) -> list[Value]:
         if "from" not in item.wiring:
             return [value]
-        ref = resolve(item.wiring["from"], scope.env, item.wiring_at["from"].loc())
+        ref = resolve(item.wiring["from"], scope.env, item.wiring_at["from"])
         refs = ref if isinstance(ref, list) else [ref]
         out = []
         for r in refs:
@@ -123,7 +137,7 @@ class Expander:
         if "when" not in item.wiring:
             return True
         at = item.wiring_at["when"]
-        cond = resolve(item.wiring["when"], env, at.loc())
+        cond = resolve(item.wiring["when"], env, at)
         if not isinstance(cond, bool):
             raise at.error(f"'when' must be true or false, got {cond!r}")
         return cond
@@ -135,7 +149,7 @@ class Expander:
         ins = self.sources(scope, item, value)
         out_var = var
         if "id" in item.wiring:
-            ident = check_name(resolve(item.wiring["id"], env, item.wiring_at["id"].loc()), item.wiring_at["id"])
+            ident = check_name(resolve(item.wiring["id"], env, item.wiring_at["id"]), item.wiring_at["id"])
             if ident in scope.ids:
                 raise item.wiring_at["id"].error(f"duplicate id '{ident}'")
             out_var = ident if ident not in scope.vars else scope.fresh(ident)
@@ -145,7 +159,8 @@ class Expander:
                 scope, item.args, item.args_at, ins[0], out_var)
         else:
             op = ops.get(item.kind)
-            if op is not None and op.arity is None:       # a merge: a step, no module
+            # a merge: a step, no module (a block of the same name shadows the op, as in child())
+            if op is not None and op.arity is None and not self.blocks.has(item.kind):
                 name = self.layer_name(scope, item)
                 names = [next((k for k, v in scope.ids.items() if v is i), i.var) for i in ins]
                 node = self.op_node(item, scope.prefix + name, ins, env, names)
@@ -166,7 +181,7 @@ class Expander:
     def layer_name(self, scope: ClassScope, item: Item) -> str:
         if "name" in item.wiring:
             at = item.wiring_at["name"]
-            return scope.claim(check_name(resolve(item.wiring["name"], scope.env, at.loc()), at), at)
+            return scope.claim(check_name(resolve(item.wiring["name"], scope.env, at), at), at)
         return scope.auto(item.kind)
 
     def residual(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
@@ -176,6 +191,8 @@ class Expander:
         short = value
         if out.shape != value.shape:
             sc, sc_at = spec.shortcut, at / "shortcut"
+            if isinstance(sc, str):     # `shortcut: $kind` from a block param: 'auto' or 'none'
+                sc = resolve(sc, scope.env, sc_at)
             if sc is None:
                 raise sc_at.error(f"residual body changes shape {list(value.shape)} -> {list(out.shape)}: "
                                   f"give a 'shortcut' (layers, or 'auto'), or 'shortcut: none' to drop it")
@@ -201,7 +218,7 @@ class Expander:
             stride = max(1, value.shape[1] // want[1]) if len(want) > 1 else 1
             sc = [{"conv": {"out": want[0], "k": 1, "stride": stride, "bias": False}}, "bn"]
         if isinstance(sc, dict) and "layers" in sc:
-            name = check_name(resolve(sc.get("name", name), scope.env, at.loc()), at)
+            name = check_name(resolve(sc.get("name", name), scope.env, at), at)
             sc, at = sc["layers"], at / "layers"
         name = scope.claim(name, at)
         if isinstance(sc, list):
@@ -261,10 +278,10 @@ class Expander:
             raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
                                 f"or at the top level, not inside a seq")
         node = self.op_node(item, path, [value], env)
-        return Module(attr, "op", node=node, loc=node.loc), Value("x", node.index, node.out)
+        return Module(attr, "op", node=node, loc=node.at), Value("x", node.index, node.out)
 
     def repeated(self, item: Item, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
-        mod = Module(attr, "seq", loc=item.at.loc())
+        mod = Module(attr, "seq", loc=item.at)
         for i, (one, ienv) in enumerate(self.instances(item, env)):
             child, value = self.child(one, str(i), f"{path}.{i}", value, ienv, repeatable=False)
             mod.children.append(child)
@@ -273,7 +290,7 @@ class Expander:
     def instances(self, item: Item, env: dict):
         """(item, env) for each repeat: the index `i` is visible, `first:` overrides the first."""
         at = item.wiring_at["repeat"]
-        n = resolve(item.wiring["repeat"], env, at.loc())
+        n = resolve(item.wiring["repeat"], env, at)
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise at.error(f"repeat must be a non-negative integer, got {n!r}")
         first = item.wiring.get("first")
@@ -296,7 +313,7 @@ class Expander:
         """An nn.Sequential: unnamed children are numbered, a repeat inside flattens into it."""
         if not isinstance(raws, list):
             raise at.error(f"expected a list of layers, got {raws!r}")
-        mod = Module(attr, "seq", loc=at.loc())
+        mod = Module(attr, "seq", loc=at)
         names: set[str] = set()
         for j, raw in enumerate(raws):
             item = parse_item(raw, at / j)
@@ -315,7 +332,7 @@ class Expander:
                 name = idx
                 if "name" in one.wiring:
                     name_at = one.wiring_at["name"]
-                    name = check_name(resolve(one.wiring["name"], ienv, name_at.loc()), name_at, attribute=False)
+                    name = check_name(resolve(one.wiring["name"], ienv, name_at), name_at, attribute=False)
                 if name in names:
                     raise (one.wiring_at.get("name") or one.at).error(f"duplicate name '{name}' in '{path}'")
                 names.add(name)
@@ -333,19 +350,11 @@ def arg_loc(item: Item, op, field: str):
     return item.args_at.loc() if item.args is not None and field == op.short else None
 
 
-def new_scope(module: Module, prefix: str, env: dict, raws, at: At) -> ClassScope:
-    scope = ClassScope(module, prefix, env, explicit_names(raws, at))
-    if reads_input(raws):    # keep `x` intact for the layers that read it later
-        scope.chain_var = "h"
-        scope.vars.add("h")
-    return scope
-
-
 def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
     exp = Expander(blocks, env)
     root = Module(spec.name, "class", loc=src.loc())
     at = At(src, ("layers",))
-    scope = new_scope(root, "", {**env, "c_in": input_shape[0], **shape_facts(input_shape)}, spec.layers, at)
+    scope = exp.new_scope(root, "", {**env, "c_in": input_shape[0], **shape_facts(input_shape)}, spec.layers, at)
     x = Value("x", -1, tuple(input_shape))
     scope.ids["input"] = x
     last = exp.chain(scope, spec.layers, at, x, scope.chain_var)

@@ -11,6 +11,7 @@ import ast
 import math
 import operator
 import re
+from functools import lru_cache
 from typing import Any, Mapping
 
 from archc.errors import SpecError, did_you_mean
@@ -57,6 +58,26 @@ FORBIDDEN = {
 }
 
 
+MAX_BITS, MAX_LEN = 4096, 100_000   # bounds on what an expression may build (no memory bombs)
+
+
+def _check_size(op: ast.operator, left: Any, right: Any) -> None:
+    """Refuse arithmetic whose result would be huge before computing it."""
+    def bits(v):
+        return abs(int(v)).bit_length() if isinstance(v, int) else 0
+    if isinstance(op, ast.Pow) and isinstance(right, int) and right > 0 and bits(left) * right > MAX_BITS:
+        raise ExprError("number too large")
+    if isinstance(op, ast.Mult):
+        if bits(left) + bits(right) > MAX_BITS:
+            raise ExprError("number too large")
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list)) and isinstance(n, int) and len(seq) * n > MAX_LEN:
+                raise ExprError("result too large")
+    if isinstance(op, ast.Add) and isinstance(left, (str, list)) and isinstance(right, (str, list)) \
+            and len(left) + len(right) > MAX_LEN:
+        raise ExprError("result too large")
+
+
 def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
@@ -70,6 +91,7 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
         left, right = _eval(node.left, names), _eval(node.right, names)
         if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
             raise ExprError("exponent too large")
+        _check_size(node.op, left, right)
         return BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY:
         return UNARY[type(node.op)](_eval(node.operand, names))
@@ -100,8 +122,10 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression ({what})")
 
 
-def evaluate(text: str, names: Mapping[str, Any]) -> Any:
-    """Evaluate one expression (the part inside `${...}`)."""
+@lru_cache(maxsize=4096)
+def parse(text: str) -> ast.Expression:
+    """Parse and screen an expression once per distinct text (a block's expressions repeat in
+    every instance of the block)."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
@@ -111,6 +135,12 @@ def evaluate(text: str, names: Mapping[str, Any]) -> Any:
             part, whole = ast.unparse(node), ast.unparse(tree.body)
             raise ExprError(f"{FORBIDDEN[type(node)]} is not allowed in an expression: '{part}'"
                             + (f" in '{whole}'" if part != whole else ""))
+    return tree
+
+
+def evaluate(text: str, names: Mapping[str, Any]) -> Any:
+    """Evaluate one expression (the part inside `${...}`)."""
+    tree = parse(text)
     try:
         return _eval(tree.body, names)
     except ExprError:
@@ -124,9 +154,12 @@ def is_expression(value: Any) -> bool:
 
 
 def resolve(value: Any, names: Mapping[str, Any], loc=None) -> Any:
-    """Resolve `$name`, `${expr}` and interpolated strings in a scalar; other values pass."""
+    """Resolve `$name`, `${expr}` and interpolated strings in a scalar; other values pass.
+    `loc` is a Location, or anything with a `loc()` method, looked up only on error."""
     if not isinstance(value, str) or "$" not in value:
         return value
+    if hasattr(loc, "loc"):
+        loc = loc.loc()
     try:
         m = NAME.match(value)
         if m:

@@ -33,6 +33,7 @@ def wiring_props() -> dict[str, Any]:
 
 
 def layer_schema() -> dict[str, Any]:
+    ops.load_plugins()
     alternatives: list[dict[str, Any]] = [{"type": "string", "description": "an op or block with no args"}]
     for name, op in sorted(ops.REGISTRY.items()):
         args = loosen(op.Args.model_json_schema())

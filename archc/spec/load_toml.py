@@ -18,6 +18,22 @@ except ImportError:  # Python 3.10
 from archc.errors import Location, SpecError
 from archc.spec.load import Pos, Source, _line_col, _one_line, _pruned
 
+def _plainer(msg: str, text: str, line: int, col: int) -> tuple[str, int]:
+    """tomllib's terse messages in plainer words (and a duplicate key located at the key)."""
+    if msg == "Cannot overwrite a value" and 0 < line <= len(lines := text.splitlines()):
+        m = re.match(r"\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=", lines[line - 1])
+        if m:
+            return f"duplicate key '{m[1]}' (a key can be set only once)", m.start(1) + 1
+    m = re.fullmatch(r"Cannot declare \((.*)\) twice", msg)
+    if m:
+        name = ".".join(re.findall(r"'([^']*)'", m[1]))
+        return f"table [{name}] declared twice", col
+    plain = {"Unclosed array": "expected ',' or ']' after an array item",
+             "Unclosed inline table": "expected ',' or '}' after an inline table entry "
+                                      "(an inline table must fit on one line)"}
+    return plain.get(msg, msg), col
+
+
 def load_toml(text: str, file: str) -> Source:
     try:
         tree = tomllib.loads(text)
@@ -33,7 +49,8 @@ def load_toml(text: str, file: str) -> Source:
                 line, col = _line_col(text, len(text))
             else:
                 msg, line, col = s, 0, 0
-        raise SpecError(f"invalid TOML: {_one_line(msg)}", Location(file, line, col)) from None
+        msg, col = _plainer(_one_line(msg), text, line, col)
+        raise SpecError(f"invalid TOML: {msg}", Location(file, line, col)) from None
     tree = _plain_dates(tree)
     values: dict[tuple, Pos] = {}
     keys: dict[tuple, Pos] = {}

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from archc.errors import SpecError, did_you_mean
+from archc.errors import Location, SpecError, did_you_mean
 from archc.spec.load import Source
 
 SUPPORTED_VERSIONS = (1,)
@@ -61,6 +61,14 @@ class BlockDef(Strict):
             raise ValueError(kinds)
         return kinds[0]
 
+    @model_validator(mode="after")
+    def _one_body(self):
+        kinds = [k for k in ("layers", "seq", "residual", "parallel") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a block needs exactly one body (layers, seq, residual or parallel), "
+                             f"found {', '.join(kinds) or 'none'}")
+        return self
+
 
 class SpecModel(Strict):
     archc: int
@@ -112,7 +120,23 @@ def describe(model: type[BaseModel], field: str) -> str:
     info = model.model_fields.get(field)
     if info is None:
         return "a valid value"
-    return str(info.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    return type_name(info.annotation)
+
+
+def type_name(t) -> str:
+    """A readable type: `int | list[int] | 'same' | 'valid'` (not `Union[int, ..., Literal[...]]`)."""
+    import types
+    import typing
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args if a is not type(None))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(map(type_name, args))}]"
+    if isinstance(t, type):
+        return t.__name__
+    return str(t).replace("typing.", "")
 
 
 def validate(model: type[BaseModel], data: Any, src: Source, base: tuple = (), what: str = ""):
@@ -121,6 +145,10 @@ def validate(model: type[BaseModel], data: Any, src: Source, base: tuple = (), w
         return model.model_validate(data)
     except ValidationError as e:
         raise located(e, model, data, src, base, what) from None
+    except SpecError as e:      # e.g. a ShapeError raised inside a validator: locate it here
+        if e.loc is not None:
+            raise
+        raise SpecError(f"{what}: {e.message}" if what else e.message, src.loc(base)) from None
 
 
 def located(e: ValidationError, model, data, src: Source, base: tuple, what: str) -> SpecError:
@@ -145,9 +173,19 @@ def located(e: ValidationError, model, data, src: Source, base: tuple, what: str
         return SpecError(f"{where}missing required '{name}'{hint}", src.loc(base + path))
     found = err.get("input")
     msg = err["msg"]
+    if err["type"] == "model_type":      # a mapping was expected: say which keys it takes
+        name = (err.get("ctx") or {}).get("class_name")
+        cls = model if model.__name__ == name else globals().get(name)
+        keys = f" with keys {', '.join(cls.model_fields)}" if isinstance(cls, type) else ""
+        label = f"'{'.'.join(map(str, path))}': " if path else ""
+        loc = src.loc(base + path)
+        if found is None and not base and not path:     # an empty document
+            return SpecError(f"the spec is empty: expected a mapping{keys}", Location(src.file, 1, 1))
+        return SpecError(f"{where}{label}expected a mapping{keys}, got {found!r}", loc)
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-        return SpecError(f"{where}'{field}': {msg}" if field else f"{where}{msg}", src.loc(base + path))
+        dotted = ".".join(map(str, path))
+        return SpecError(f"{where}'{dotted}': {msg}" if dotted else f"{where}{msg}", src.loc(base + path))
     if len([x for x in e.errors() if _data_path(data, x["loc"]) == path]) > 1 and field:
         msg = f"must be {describe(_submodel(model, path[:-1]) or model, str(path[-1]))}"
     elif msg.startswith("Input should"):     # pydantic: "Input should be greater than 0"
