@@ -231,7 +231,7 @@ def test_toml_syntax_error_location():
     assert e.message == "invalid TOML: Invalid value"
     assert str(e) == "bad.toml:2:5: invalid TOML: Invalid value"
     e = raises_at("a = 1\na = 2\n", "bad.toml")
-    assert e.loc == Location("bad.toml", 2, 6) and "(at line" not in e.message
+    assert e.loc == Location("bad.toml", 2, 1) and "(at line" not in e.message
 
 
 # ---------------------------------------------------------------- YAML
