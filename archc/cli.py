@@ -37,8 +37,8 @@ def compile_spec(spec: str, variant, sets, input_):
     return archc.load(Path(archc.resolve_path(spec)), variant=variant, input=input_, **overrides)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="archc")
+@click.group(name="archc", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="archc", prog_name="archc")
 def main():
     """archc: compile a declarative network spec to an exact analysis and PyTorch code."""
 
@@ -72,7 +72,10 @@ def build(spec, variant, sets, input_, output, weights):
     if weights:
         net.to_module(weights=weights)
     if output:
-        Path(output).write_text(src)
+        try:
+            Path(output).write_text(src)
+        except OSError as e:    # a bad -o is bad input (exit 2), not a crash
+            raise SpecError(f"cannot write {output}: {e.strerror}") from None
         click.echo(f"wrote {output} ({net.params:,} params)", err=True)
     else:
         click.echo(src, nl=False)

@@ -29,6 +29,9 @@ CASES = [
      "tests/broken/yaml_tab.yaml:5:1: invalid YAML: found character '\\t' that cannot start any token"),
     ("toml_syntax.toml", [],
      "tests/broken/toml_syntax.toml:7:3: invalid TOML: expected ',' or ']' after an array item"),
+    ("first_without_repeat.yaml", [],
+     "tests/broken/first_without_repeat.yaml:6:5: 'first' overrides the first of a 'repeat': "
+     "add 'repeat: N' or move these args into the layer"),
     ("duplicate_key.yaml", [],
      "tests/broken/duplicate_key.yaml:4:1: duplicate key 'name' (first at line 2)"),
     ("toml_duplicate_key.toml", [],

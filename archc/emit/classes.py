@@ -77,15 +77,20 @@ def lift(name: str, instances: list[tuple[Module, Template]], block_params: list
                 text, used[p] = p, None
                 break
         if text is None:
-            # multiples: the block's own params first (`width * 4` as the spec writes it, not `c_in * 2`)
+            # multiples: the block's own params before c_in (`width * 4` as the spec writes it, not
+            # `c_in * 2`), and among them the smallest factor (`width * 4`, not `stride * 64`)
+            best = None
             for p in block_params + ["c_in"]:
+                if p == "c_in" and best is not None:
+                    break
                 pv = [f.get(p) for f in facts]
                 if all(isinstance(x, int) and not isinstance(x, bool) and x for x in pv) and \
                         all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
                     k = vals[0] // pv[0]
-                    if k > 1 and all(v == x * k for v, x in zip(vals, pv)):
-                        text, used[p] = f"{p} * {k}", None
-                        break
+                    if k > 1 and all(v == x * k for v, x in zip(vals, pv)) and (best is None or k < best[1]):
+                        best = (p, k)
+            if best is not None:
+                text, used[best[0]] = f"{best[0]} * {best[1]}", None
         if text is None:
             # an identifier even for numbered nn.Sequential children ('0_padding' -> 'padding'),
             # and never a block param's name (that param would pass its own value instead)

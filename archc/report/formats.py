@@ -52,11 +52,21 @@ def to_csv(s: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+TRAIN_NOTE = "(train): runs in training mode only (an auxiliary head); not counted in MACs or FLOPs."
+
+
+def op_label(r: dict[str, Any]) -> str:
+    """The op column; training-only rows say so in words (colour alone is lost in a pipe)."""
+    return f"{r['op']} (train)" if r["train_only"] else r["op"]
+
+
 def to_markdown(s: dict[str, Any]) -> str:
     lines = [f"# {s['name']}" + (f" ({s['variant']})" if s.get("variant") else ""), "",
              "| Layer | Op | Output | Params | MACs |", "|---|---|---|---:|---:|"]
     for r in s["layers"]:
-        lines.append(f"| {r['name']} | {r['op']} | {shape(r['out'])} | {r['params']:,} | {r['macs']:,} |")
+        lines.append(f"| {r['name']} | {op_label(r)} | {shape(r['out'])} | {r['params']:,} | {r['macs']:,} |")
+    if any(r["train_only"] for r in s["layers"]):
+        lines += ["", TRAIN_NOTE]
     lines += ["", "| Total | |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in totals(s)]
     return "\n".join(lines) + "\n"
@@ -75,7 +85,7 @@ def to_table(s: dict[str, Any], console=None) -> str:
     table.add_column("MACs", justify="right")
     for r in s["layers"]:
         style = "dim" if r["train_only"] else None
-        table.add_row(r["name"], r["op"], shape(r["out"]), f"{r['params']:,}" if r["params"] else "-",
+        table.add_row(r["name"], op_label(r), shape(r["out"]), f"{r['params']:,}" if r["params"] else "-",
                       f"{r['macs']:,}" if r["macs"] else "-", style=style)
     foot = Table(box=None, show_header=False, pad_edge=False)
     foot.add_column(style="bold")
@@ -85,9 +95,12 @@ def to_table(s: dict[str, Any], console=None) -> str:
     console = console or Console(width=110)
     with console.capture() as cap:
         console.print(table)
+        if any(r["train_only"] for r in s["layers"]):
+            console.print(TRAIN_NOTE, style="dim", highlight=False)
         console.print()
         console.print(foot)
-    return cap.get()
+    # no trailing blanks: rich pads every line to the table width (noise in diffs and golden files)
+    return "\n".join(line.rstrip() for line in cap.get().split("\n"))
 
 
 RENDER = {"table": to_table, "json": to_json, "md": to_markdown, "csv": to_csv}

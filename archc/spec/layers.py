@@ -70,6 +70,9 @@ def parse_item(raw: Any, at: At) -> Item:
     for k in WIRING:
         if k in raw:
             item.wiring[k], item.wiring_at[k] = raw[k], at / k
+    if "first" in raw and "repeat" not in raw:
+        raise (at / "first").error("'first' overrides the first of a 'repeat': add 'repeat: N' or "
+                                   "move these args into the layer", key=True)
     # `conv: {out: 6, name: conv1}` - wiring keys may also sit among the args
     if isinstance(args, dict) and kind not in STRUCTURES:
         rest = {}
