@@ -55,7 +55,11 @@ def summary(spec, variant, sets, input_, fmt, depth):
     from archc.report.formats import RENDER
     from archc.report.summary import summary_dict
     net = compile_spec(spec, variant, sets, input_)
-    text = RENDER[fmt](summary_dict(net, depth=depth))
+    data = summary_dict(net, depth=depth)
+    if fmt == "table" and sys.stdout.isatty():
+        from archc.report.formats import print_table
+        return print_table(data)
+    text = RENDER[fmt](data)
     click.echo(text, nl=not text.endswith("\n"))
 
 
