@@ -205,13 +205,17 @@ def test_one_class_per_structural_variant():
     bottlenecks = [c for c in classes if c.startswith("Bottleneck")]
     instances = [m for m in net.root.children if m.attr.startswith("layer") for m in m.children]
     assert len(instances) == 6
-    assert 1 <= len(bottlenecks) <= 2          # identity and projection shortcuts
+    # identity and projection shortcuts share one class: `downsample` is optional, as in torchvision
+    assert bottlenecks == ["Bottleneck"]
     assert list(classes)[-1] == "ResnetSmall"
-    for c in bottlenecks:
-        assert classes[c] == ["c_in", "width"]   # named after the block's params, not generic names
+    # named after the block's params (and the optional child), not generic names
+    assert classes["Bottleneck"] == ["c_in", "width", "stride", "downsample"]
     # the spec's own expression survives: `width * 4`, as written in the block
     assert "nn.Conv2d(width, width * 4, 1, bias=False)" in src
-    assert len(re.findall(r"\bBottleneck2?\(\d", src)) == 6       # six instances, two classes
+    assert ") if downsample else None" in src
+    assert "identity = x if self.downsample is None else self.downsample(x)" in src
+    assert len(re.findall(r"\bBottleneck\(\d", src)) == 6       # six instances, one class
+    assert len(re.findall(r"downsample=True", src)) == 2
 
 
 def test_parallel_block_classes():
@@ -234,7 +238,7 @@ def test_block_params_preferred_over_c_in():
     """Where a block param equals c_in in every instance, output sizes take the param's name."""
     src = archc.load(SPECS / "uses_blocks.yaml").source()
     classes = classes_of(src)
-    assert classes["Basic"] == ["c_in", "out"]
+    assert classes["Basic"] == ["c_in", "out", "stride", "downsample"]
     assert "self.bn2 = nn.BatchNorm2d(out)" in src
 
 

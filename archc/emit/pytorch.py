@@ -5,7 +5,8 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from archc.emit.classes import ClassInfo, Hole, Template, camel, fill, instance_args, lift, literal
+from archc.emit.classes import (CannotMerge, ClassInfo, Entry, Hole, Template, aligned, camel, fill,
+                                instance_args, lift, literal, merged, optional_child)
 from archc.errors import SpecError
 from archc.ir.graph import Module, Network, Step
 from archc.ops.base import Ctor
@@ -97,11 +98,13 @@ class Emitter:
         if m.block_kind == "seq":
             body = self.sequential([(c.attr, c) for c in m.children], holes, "", 2, call="super().__init__")
             return Template("nn.Sequential", body.split("\n"), [], holes)
-        init = []
+        init, entries = [], []
         for c in m.children:
+            l0, h0 = len(init), len(holes)
             text = self.expr(c, holes, c.attr, 2)
             init.extend(f"self.{c.attr} = {text}".split("\n"))
-        return Template("nn.Module", init, self.forward(m), holes)
+            entries.append(Entry(c.attr, l0, len(init), h0, len(holes)))
+        return Template("nn.Module", init, self.forward(m), holes, entries)
 
     def forward(self, m: Module) -> list[str]:
         lines = []
@@ -141,16 +144,47 @@ class Emitter:
             groups.setdefault(tpl.key(), []).append((inst, tpl))
         base = class_identifier(camel(block))
         infos = []
-        for members in groups.values():
+        for members, flags, tpl in self.merge_variants(list(groups.values()), block):
             name = base if base not in self.taken else next(
                 f"{base}{k}" for k in range(2, 999) if f"{base}{k}" not in self.taken)
             self.taken.add(name)
-            info = lift(name, members, list(members[0][0].params))
+            info = lift(name, members, list(members[0][0].params), flags, tpl) if flags else \
+                lift(name, members, list(members[0][0].params))
             infos.append(info)
-            for inst, tpl in members:
-                self.classes[id(inst)] = (info, tpl)
+            for inst, t in members:
+                self.classes[id(inst)] = (info, t)
         self.defs[block] = infos
         self.order.append(block)
+
+    def merge_variants(self, groups: list[list[tuple[Module, Template]]], block: str):
+        """Variants of one block that differ only by an optional child (ResNet's `downsample`)
+        share one class with a flag param; the others stay separate, numbered classes."""
+        out = []
+        pending = list(groups)
+        while pending:
+            a = pending.pop(0)
+            for b in pending:
+                for big, small in ((a, b), (b, a)):
+                    d = optional_child(big[0][1], small[0][1])
+                    if d is None or d in big[0][0].params:
+                        continue
+                    tpl = merged(big[0][1], d)
+                    members = big + [(m, aligned(t, big[0][1], d)) for m, t in small]
+                    has = {id(m) for m, _ in big}
+                    flags = {id(m): {d: id(m) in has} for m, _ in members}
+                    try:
+                        lift("probe", members, list(members[0][0].params), flags, tpl)
+                    except CannotMerge:
+                        continue
+                    pending.remove(b)
+                    out.append((members, flags, tpl))
+                    break
+                else:
+                    continue
+                break
+            else:
+                out.append((a, None, None))
+        return out
 
     def render_class(self, info: ClassInfo, doc: str) -> str:
         tpl = info.template

@@ -10,41 +10,12 @@ from torch import nn
 class Bottleneck(nn.Module):
     """Block 'bottleneck' of resnet_small."""
 
-    def __init__(self, c_in, width):
+    def __init__(self, c_in, width, stride, downsample):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.relu2 = nn.ReLU()
-        self.conv3 = nn.Conv2d(width, c_in, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(c_in)
-        self.relu3 = nn.ReLU()
-
-    def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu1(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu2(out)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        out = out + x
-        out = self.relu3(out)
-        return out
-
-
-class Bottleneck2(nn.Module):
-    """Block 'bottleneck' of resnet_small."""
-
-    def __init__(self, c_in, width):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(width, width, 3, stride=2, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.relu2 = nn.ReLU()
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
@@ -52,7 +23,7 @@ class Bottleneck2(nn.Module):
         self.downsample = nn.Sequential(
             nn.Conv2d(c_in, width * 4, 1, stride=2, bias=False),
             nn.BatchNorm2d(width * 4),
-        )
+        ) if downsample else None
         self.relu3 = nn.ReLU()
 
     def forward(self, x):
@@ -64,7 +35,7 @@ class Bottleneck2(nn.Module):
         out = self.relu2(out)
         out = self.conv3(out)
         out = self.bn3(out)
-        identity = self.downsample(x)
+        identity = x if self.downsample is None else self.downsample(x)
         out = out + identity
         out = self.relu3(out)
         return out
@@ -79,16 +50,16 @@ class ResnetSmall(nn.Module):
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU()
         self.layer1 = nn.Sequential(
-            Bottleneck(16, width=4),
-            Bottleneck(16, width=4),
+            Bottleneck(16, width=4, stride=1, downsample=False),
+            Bottleneck(16, width=4, stride=1, downsample=False),
         )
         self.layer2 = nn.Sequential(
-            Bottleneck2(16, width=8),
-            Bottleneck(32, width=8),
+            Bottleneck(16, width=8, stride=2, downsample=True),
+            Bottleneck(32, width=8, stride=1, downsample=False),
         )
         self.layer3 = nn.Sequential(
-            Bottleneck2(32, width=16),
-            Bottleneck(64, width=16),
+            Bottleneck(32, width=16, stride=2, downsample=True),
+            Bottleneck(64, width=16, stride=1, downsample=False),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten1 = nn.Flatten()
