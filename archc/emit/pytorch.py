@@ -10,6 +10,7 @@ from archc.emit.classes import (CannotMerge, ClassInfo, Entry, Hole, Template, a
 from archc.errors import SpecError
 from archc.ir.graph import Module, Network, Step
 from archc.ops.base import Ctor
+from archc.perf import paused_gc
 
 INDENT = "    "
 # names the generated module already binds; a block class must not shadow them
@@ -225,6 +226,11 @@ class Emitter:
 
 
 def emit_source(net: Network) -> str:
+    with paused_gc():
+        return _emit_source(net)
+
+
+def _emit_source(net: Network) -> str:
     em = Emitter(net)
     src = em.source()
     # a block class named like a helper class (block 'global_avg_pool' vs GlobalAvgPool): emit again

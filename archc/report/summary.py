@@ -5,6 +5,7 @@ from math import prod
 from typing import Any
 
 from archc.ir.graph import Module, Network, Node
+from archc.perf import paused_gc
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
@@ -59,6 +60,11 @@ def layer_rows(net: Network, depth: int | None = None) -> list[dict[str, Any]]:
 
 
 def summary_dict(net: Network, depth: int | None = None, dtype: str = "float32") -> dict[str, Any]:
+    with paused_gc():
+        return _summary(net, depth, dtype)
+
+
+def _summary(net: Network, depth: int | None, dtype: str) -> dict[str, Any]:
     nbytes = BYTES[dtype]
     outs = net.output_shapes
     trainable = net.params

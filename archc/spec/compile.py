@@ -1,13 +1,13 @@
 """Spec text -> Network: validate, apply the variant and overrides, expand, infer."""
 from __future__ import annotations
 
-import gc
 from typing import Any, Mapping
 
 import yaml
 
 from archc.errors import SpecError, did_you_mean
 from archc.ir.graph import Network
+from archc.perf import paused_gc
 from archc.spec.blocks import BlockTable
 from archc.spec.expand import network_from
 from archc.spec.expr import resolve
@@ -62,11 +62,5 @@ def compile_source(src: Source, variant: str | None = None, overrides: Mapping[s
         raise SpecError(f"input must be 1 to 4 positive sizes ([F], [C, L], [C, H, W], [C, D, H, W]), "
                         f"got {shape}", src.loc(("input",)))
     blocks = BlockTable.build(spec.blocks, spec.use, src)
-    # expansion allocates many small objects and frees none: the cyclic GC only costs time here
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return network_from(spec, src, env, blocks, tuple(shape), variant)
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -129,7 +129,8 @@ def _load_yaml(text: str, file: str) -> Source:
         raise SpecError(f"invalid YAML: {_one_line(e)}", Location(file)) from None
     conv = _YamlConverter(file)
     tree = None if root is None else conv.convert(root, ())
-    return _pruned(Source(tree, file, conv.values, conv.keys))
+    src = Source(tree, file, conv.values, conv.keys)
+    return _pruned(src) if conv.merged else src   # only merge keys can leave stale positions
 
 
 class _YamlConverter:
@@ -140,6 +141,7 @@ class _YamlConverter:
         self.ctor = yaml.constructor.SafeConstructor()  # only ever fed plain scalar nodes
         self.count = 0
         self.active: set[int] = set()  # collection nodes being converted (catches recursive aliases)
+        self.merged = False            # a merge key ran: some recorded paths may have been replaced
 
     def loc(self, node) -> Location:
         return Location(self.file, *self.pos(node))
@@ -190,6 +192,7 @@ class _YamlConverter:
         # of what it replaces; positions of paths that no longer exist are pruned afterwards.
         merges = [v for k, v in node.value if isinstance(k, ScalarNode) and k.tag == _MERGE]
         sources = [s for m in merges for s in (m.value if isinstance(m, SequenceNode) else [m])]
+        self.merged = self.merged or bool(sources)
         for src in reversed(sources):
             if not isinstance(src, MappingNode):
                 raise SpecError("merge key '<<' needs a mapping or a list of mappings", self.loc(src))
