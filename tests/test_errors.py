@@ -29,6 +29,9 @@ CASES = [
      "tests/broken/yaml_tab.yaml:5:1: invalid YAML: found character '\\t' that cannot start any token"),
     ("toml_syntax.toml", [],
      "tests/broken/toml_syntax.toml:7:3: invalid TOML: expected ',' or ']' after an array item"),
+    ("dead_layer.yaml", [],
+     "tests/broken/dead_layer.yaml:7:5: layer 'conv2' (conv) feeds no output: remove it, wire it "
+     "with 'from:', or list its 'id' in 'outputs'"),
     ("first_without_repeat.yaml", [],
      "tests/broken/first_without_repeat.yaml:6:5: 'first' overrides the first of a 'repeat': "
      "add 'repeat: N' or move these args into the layer"),

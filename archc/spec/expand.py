@@ -398,15 +398,25 @@ def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
     return out
 
 
-def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
-    """Nodes feeding only training-time outputs do not run in eval mode (nor count in MACs)."""
-    needed = set()
-    todo = [v.node for _, v, t in outputs if not t]
+def ancestors(nodes: list[Node], starts: list[int]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(starts)
     while todo:
         i = todo.pop()
-        if i >= 0 and i not in needed:
-            needed.add(i)
+        if i >= 0 and i not in seen:
+            seen.add(i)
             todo.extend(nodes[i].inputs)
+    return seen
+
+
+def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
+    """Nodes feeding only training-time outputs do not run in eval mode (nor count in MACs)."""
+    needed = ancestors(nodes, [v.node for _, v, t in outputs if not t])
+    used = ancestors(nodes, [v.node for _, v, _ in outputs])
+    dead = [n for n in nodes if n.index not in used]
+    if dead:
+        raise SpecError(f"layer '{dead[0].name}' ({dead[0].op.name}) feeds no output: remove it, "
+                        f"wire it with 'from:', or list its 'id' in 'outputs'", dead[0].loc)
     for n in nodes:
         n.train_only = n.index not in needed
     owner = {}
