@@ -129,6 +129,8 @@ CASES = [
     case("avgpool-k3s2p1-nocount", C2, {"avgpool": {"k": 3, "stride": 2, "pad": 1, "count_include_pad": False}}),
     case("avgpool-ceil", (3, 7, 7), {"avgpool": {"k": 2, "ceil_mode": True}}),
     case("avgpool-same-s1", C2, {"avgpool": {"k": 3, "stride": 1, "pad": "same"}}),
+    case("avgpool-same-s2-asym", (3, 8, 8), {"avgpool": {"k": 3, "stride": 2, "pad": "same"}}),
+    case("avgpool-same-k2-asym", (3, 7, 7), {"avgpool": {"k": 2, "stride": 1, "pad": "same"}}),
     case("avgpool1d", C1, {"avgpool": {"k": 4, "stride": 2}}),
     case("gap", C2, "gap"),
     case("gap1d", C1, "gap"),
@@ -412,3 +414,22 @@ def test_support_classes_script_and_export(tmp_path):
     want = m(x)
     torch.testing.assert_close(torch.jit.script(m)(x), want)
     torch.testing.assert_close(torch.export.export(m, (x,)).module()(x), want)
+
+
+@pytest.mark.parametrize("size,k,s", [(5, 2, 2), (8, 3, 2), (7, 2, 1), (6, 3, 3)])
+def test_avgpool_same_averages_real_inputs_only(size, k, s):
+    """TensorFlow's 'same' average pooling: each window's mean over the inputs it really covers."""
+    net = archc.load({"archc": 1, "name": "p", "input": [1, size, size],
+                      "layers": [{"avgpool": {"k": k, "stride": s, "pad": "same"}}]})
+    x = torch.arange(size * size, dtype=torch.float32).reshape(1, 1, size, size)
+    got = net.to_module()(x)[0, 0]
+    out = -(-size // s)
+    lo = max((out - 1) * s + k - size, 0) // 2
+    want = torch.empty(out, out)
+    for i in range(out):
+        for j in range(out):
+            r0, c0 = i * s - lo, j * s - lo
+            win = x[0, 0, max(r0, 0):max(r0 + k, 0), max(c0, 0):max(c0 + k, 0)]
+            want[i, j] = win.mean()
+    assert got.shape == want.shape == tuple(net.nodes[-1].out[1:])
+    torch.testing.assert_close(got, want)

@@ -29,6 +29,23 @@ class PaddedMaxPool{n}d(nn.MaxPool{n}d):
 '''
 
 
+PADDED_AVGPOOL = '''
+class PaddedAvgPool{n}d(nn.AvgPool{n}d):
+    """nn.AvgPool{n}d over explicit, possibly asymmetric padding which, as in TensorFlow's 'same',
+    is left out of each window's count: the window sum over the number of real inputs in it."""
+
+    def __init__(self, *args, pad, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pad = pad
+
+    def forward(self, x):
+        ones = torch.ones_like(x[:1, :1])
+        total = F.avg_pool{n}d(F.pad(x, self.pad), self.kernel_size, self.stride, 0, self.ceil_mode)
+        count = F.avg_pool{n}d(F.pad(ones, self.pad), self.kernel_size, self.stride, 0, self.ceil_mode)
+        return total / count
+'''
+
+
 class PoolArgs(OpArgs):
     k: IntOrList
     stride: IntOrList | None = None        # default: the kernel size
@@ -97,17 +114,18 @@ class AvgPool(Window):
     Args = AvgPoolArgs
     doc = "Average pooling; `avgpool: 2` = kernel 2, stride 2."
 
-    def infer(self, a, ins):
-        pads = self.geometry(a, ins[0])[4]
-        if torch_padding(pads) is None:
-            raise ShapeError("avgpool with asymmetric 'same' padding is not supported; pad explicitly")
-        return super().infer(a, ins)
-
     def module(self, a: AvgPoolArgs, ins, out):
         n, k, s, d, pads = self.geometry(a, ins[0])
+        padding = torch_padding(pads)
+        if padding is None:   # asymmetric TensorFlow 'same': pad explicitly, average real inputs only
+            return Ctor(f"PaddedAvgPool{n}d", [("kernel_size", compact(k)), ("stride", compact(s)),
+                        ("ceil_mode", a.ceil_mode), ("pad", f_pad(pads))], npos=2,
+                        defaults={"ceil_mode": False}, support=(PADDED_AVGPOOL.replace("{n}", str(n)),))
+        # TensorFlow's 'same' leaves the padding out of each window's count
+        include = a.count_include_pad and a.pad != "same"
         return Ctor(f"nn.AvgPool{n}d", [
-            ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", torch_padding(pads)),
-            ("ceil_mode", a.ceil_mode), ("count_include_pad", a.count_include_pad)], npos=2,
+            ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", padding),
+            ("ceil_mode", a.ceil_mode), ("count_include_pad", include)], npos=2,
             defaults={"padding": 0, "ceil_mode": False, "count_include_pad": True})
 
 
