@@ -104,6 +104,17 @@ def check(specs, quiet):
     sys.exit(2 if bad else 0)
 
 
+@main.command(name="ops")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text", show_default=True)
+def list_ops(fmt):
+    """List every op with its args, defaults and short form."""
+    from archc.report.ops import op_rows, ops_markdown, ops_text
+    if fmt == "json":
+        click.echo(json.dumps([{k: v for k, v in r.items()} for r in op_rows()], indent=1))
+    else:
+        click.echo(ops_markdown() if fmt == "md" else ops_text(), nl=False)
+
+
 @main.command()
 def schema():
     """Print the JSON Schema of the spec format (for editor completion and checking)."""

@@ -326,3 +326,21 @@ def test_build_to_unwritable_path_exits_2(run, tmp_path):
     result = run("build", "lenet5.yaml", "-o", tmp_path / "no" / "such" / "dir.py", ok=False)
     assert result.exit_code == 2
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ops_lists_every_registered_op():
+    from archc import ops
+    r = CliRunner().invoke(main, ["ops", "--format", "json"])
+    assert r.exit_code == 0
+    listed = {row["name"] for row in json.loads(r.output)} | {a for row in json.loads(r.output) for a in row["aliases"]}
+    assert listed == set(ops.REGISTRY)
+    text = CliRunner().invoke(main, ["ops"]).output
+    assert "conv: " in text and "  * out: int = required" in text
+
+
+def test_ops_page_is_generated_and_current():
+    """docs/ops.md is `archc ops --format md`; regenerate it when an op changes."""
+    page = Path(__file__).parent.parent / "docs" / "ops.md"
+    r = CliRunner().invoke(main, ["ops", "--format", "md"])
+    assert r.exit_code == 0
+    assert page.read_text() == r.output, "docs/ops.md is stale: run `archc ops --format md > docs/ops.md`"
