@@ -156,15 +156,9 @@ class SepConv(Op):
 
 # -- conv + bn + activation as one nn.Sequential -------------------------------------------------
 
-class ConvBNArgs(OpArgs):
-    out: int = Field(gt=0)
-    k: IntOrList
-    stride: IntOrList = 1
-    pad: Padding = 0
-    dilation: IntOrList = 1
-    groups: int = Field(1, gt=0)
+class ConvBNArgs(ConvArgs):
+    """The conv's own args (bias off by default: BN follows), then BN's and the activation."""
     bias: bool = False
-    padding_mode: PaddingMode = "zeros"
     eps: float = Field(1e-5, gt=0)
     momentum: float | None = 0.1
     act: ActSpec = "relu"
