@@ -6,7 +6,7 @@ import keyword
 from typing import Any
 
 from archc.emit.classes import (CannotMerge, ClassInfo, Entry, Hole, Template, aligned, camel, fill,
-                                instance_args, lift, literal, merged, optional_child)
+                                instance_args, lift, merged, optional_child)
 from archc.errors import SpecError
 from archc.ir.graph import Module, Network, Step
 from archc.ops.base import Ctor

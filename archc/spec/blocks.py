@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archc.errors import SpecError, did_you_mean
+from archc.errors import did_you_mean
 from archc.ir.graph import Module
 from archc.spec.expr import resolve
 from archc.spec.layers import At, Item, tree_at
@@ -119,7 +119,6 @@ class BlockTable:
                 seq, out = exp.seq(bdef.seq, bat / "seq", attr, path, value, benv)
                 mod.children = seq.children
                 return mod, out
-            body = getattr(bdef, kind)
             raws = bdef.layers if kind == "layers" else tree_at(bat.src, bat.path + (kind,))
             scope = exp.new_scope(mod, path + ".", benv, raws, bat / kind)
             x = Value("x", value.node, value.shape)

@@ -9,9 +9,8 @@ from archc.errors import SpecError, did_you_mean
 from archc.ir.graph import Network
 from archc.perf import paused_gc
 from archc.spec.blocks import BlockTable
-from archc.spec.expand import network_from
+from archc.spec.network import network_from
 from archc.spec.expr import resolve
-from archc.spec.layers import At
 from archc.spec.load import Source
 from archc.spec.schema import SpecModel, parse_shape, validate
 

@@ -9,7 +9,6 @@ anything is built); TOML values come from tomllib, positions from a small scanne
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -1,0 +1,83 @@
+"""The network as a whole: the top-level class, its outputs, and which layers run only in training."""
+from __future__ import annotations
+
+from archc.errors import SpecError, did_you_mean
+from archc.ir.graph import Module, Network, Node
+from archc.ops.base import Shape
+from archc.spec.blocks import BlockTable
+from archc.spec.expand import ClassScope, Expander, Value, shape_facts
+from archc.spec.layers import At
+
+
+def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
+    exp = Expander(blocks, env)
+    root = Module(spec.name, "class", loc=src.loc())
+    at = At(src, ("layers",))
+    scope = exp.new_scope(root, "", {**env, "c_in": input_shape[0], **shape_facts(input_shape)}, spec.layers, at)
+    x = Value("x", -1, tuple(input_shape))
+    scope.ids["input"] = x
+    last = exp.chain(scope, spec.layers, at, x, scope.chain_var)
+    outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
+    root.outputs = [(v.var, train) for _, v, train in outputs]
+    mark_train_only(exp.nodes, outputs, root)
+    return Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
+                   [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
+                   vars=dict(env), variant=variant, train=spec.train, file=src.file)
+
+
+def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
+    """`outputs: [logits, {id: aux1, train_only: true}]` -> (name, Value, train_only)."""
+    if raw is None:
+        return [("output", last, False)]
+    out = []
+    for j, o in enumerate(raw):
+        o_at = at / j
+        train = False
+        if isinstance(o, dict):
+            unknown = set(o) - {"id", "name", "train_only"}
+            if unknown or "id" not in o:
+                raise o_at.error("an output is an id, or a mapping {id, name, train_only}")
+            ident, train, name = o["id"], bool(o.get("train_only", False)), o.get("name", o["id"])
+        else:
+            ident = name = o
+        if ident not in scope.ids:
+            raise o_at.error(f"unknown output id '{ident}'{did_you_mean(ident, scope.ids)}")
+        out.append((str(name), scope.ids[ident], train))
+    if all(t for _, _, t in out):
+        raise at.error("every output is train_only: at least one must be an inference output")
+    return out
+
+
+def ancestors(nodes: list[Node], starts: list[int]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(starts)
+    while todo:
+        i = todo.pop()
+        if i >= 0 and i not in seen:
+            seen.add(i)
+            todo.extend(nodes[i].inputs)
+    return seen
+
+
+def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
+    """Nodes feeding only training-time outputs do not run in eval mode (nor count in MACs)."""
+    needed = ancestors(nodes, [v.node for _, v, t in outputs if not t])
+    used = ancestors(nodes, [v.node for _, v, _ in outputs])
+    dead = [n for n in nodes if n.index not in used]
+    if dead:
+        raise SpecError(f"layer '{dead[0].name}' ({dead[0].op.name}) feeds no output: remove it, "
+                        f"wire it with 'from:', or list its 'id' in 'outputs'", dead[0].loc)
+    for n in nodes:
+        n.train_only = n.index not in needed
+    owner = {}
+
+    def collect(m: Module):
+        if m.node is not None:
+            yield m.node
+        for c in m.children:
+            yield from collect(c)
+    for c in root.children:
+        owner[c.attr] = list(collect(c))
+    for step in root.steps:
+        ns = owner.get(step.attr, []) if step.attr else ([step.node] if step.node else [])
+        step.train_only = bool(ns) and all(n.train_only for n in ns)
