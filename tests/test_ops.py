@@ -143,6 +143,7 @@ CASES = [
     case("reshape", C2, {"reshape": [16, -1]}),
     case("reshape-unflatten", (24,), {"reshape": [2, 3, 4]}),
     case("identity", C2, "identity"),
+    case("scale", C2, {"scale": 0.17}),
     case("dropout", C2, {"dropout": 0.3}),
     case("dropout-channel", C2, {"dropout": {"p": 0.2, "channel": True}}),
     case("drop_path", C2, {"drop_path": 0.2}),

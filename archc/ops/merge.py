@@ -4,7 +4,7 @@ from __future__ import annotations
 from math import prod
 
 from archc.errors import ShapeError
-from archc.ops.base import Op, OpArgs, register
+from archc.ops.base import Ctor, Op, OpArgs, register
 
 
 def broadcast(shapes, what: str):
@@ -71,3 +71,33 @@ class Concat(Op):
     def expr(self, a: ConcatArgs, inputs):
         dim = a.dim + 1 if a.dim >= 0 else a.dim
         return f"torch.cat([{', '.join(inputs)}], {dim})"
+
+
+SCALE = '''
+class Scale(nn.Module):
+    """Multiply by a constant (Inception-ResNet scales its residual branches)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return x * self.scale
+'''
+
+
+class ScaleArgs(OpArgs):
+    by: float
+
+
+@register("scale")
+class Scale(Op):
+    Args = ScaleArgs
+    short = "by"
+    doc = "Multiply by a constant: `scale: 0.17`."
+
+    def extra_flops(self, a, ins, out):
+        return prod(out)
+
+    def module(self, a: ScaleArgs, ins, out):
+        return Ctor("Scale", [("scale", a.by)], npos=1, support=(SCALE,))

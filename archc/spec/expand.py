@@ -188,7 +188,9 @@ class Expander:
         body_var = var if var != value.var else scope.fresh("out")
         out = self.chain(scope, spec.body, at / "body", value, body_var)
         short = value
-        if out.shape != value.shape:
+        # concat keeps every channel (DenseNet): only the other dims must agree for the identity
+        differs = out.shape[1:] != value.shape[1:] if spec.merge == "concat" else out.shape != value.shape
+        if differs:
             sc, sc_at = spec.shortcut, at / "shortcut"
             if isinstance(sc, str):     # `shortcut: $kind` from a block param: 'auto' or 'none'
                 sc = resolve(sc, scope.env, sc_at)
@@ -201,9 +203,12 @@ class Expander:
                 short = None    # 'none': no shortcut where the shape changes; `post` still applies
         if short is not None:
             merge_item = Item(spec.merge, None, at, at)
-            node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), [out, short], scope.env,
-                                ["body", "shortcut"])
-            scope.module.steps.append(Step(body_var, [out.var, short.var], node=node))
+            # add/mul: body first, as torchvision writes `out += identity`; concat: the input's
+            # channels first, then the new ones (DenseNet's torch.cat([x, new], 1))
+            pair, names = ([short, out], ["shortcut", "body"]) if spec.merge == "concat" else \
+                ([out, short], ["body", "shortcut"])
+            node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), pair, scope.env, names)
+            scope.module.steps.append(Step(body_var, [v.var for v in pair], node=node))
             merged = Value(body_var, node.index, node.out)
         else:
             merged = out
