@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from archc.errors import Location, ShapeError, SpecError  # noqa: F401
+from archc.errors import Location, ShapeError, SpecError, did_you_mean  # noqa: F401
 from archc.ir.graph import Network
 
 __version__ = "0.1.0"
@@ -16,27 +16,31 @@ __version__ = "0.1.0"
 
 def load(spec: str | Path | Mapping[str, Any], variant: str | None = None, input=None,
          **overrides: Any) -> Network:
-    """Compile a spec (a path, YAML/TOML text, or a mapping) into an analysed Network.
-    Keyword overrides set vars, as `--set` does on the command line."""
+    """Compile a spec into an analysed Network. `spec` is a path, the name of a zoo entry
+    (`"resnet50"`, `"efficientnet_b3"`), YAML/TOML text, or a mapping. Keyword overrides set
+    vars, as `--set` does on the command line."""
     from archc.spec.compile import compile_source
     from archc.spec.load import from_mapping, load_file, load_text
     if isinstance(spec, Mapping):
         src = from_mapping(dict(spec))
     elif isinstance(spec, Path) or ("\n" not in str(spec) and not str(spec).lstrip().startswith("{")):
-        src = load_file(resolve_path(str(spec)))
+        path, zoo_variant = locate(str(spec))
+        src = load_file(path)
+        variant = variant if variant is not None else zoo_variant
     else:
         src = load_text(str(spec))
     return compile_source(src, variant=variant, overrides=overrides, input=input)
 
 
-def resolve_path(name: str) -> str:
-    """A spec path, or the name of a spec shipped with archc (`resnet50`)."""
+def locate(name: str) -> tuple[str, str | None]:
+    """(spec path, variant) for a path, or for the name of a zoo entry."""
     p = Path(name)
-    if p.exists() or p.suffix in (".yaml", ".yml", ".toml"):
-        return name
-    shipped = Path(__file__).parent / "zoo"
-    for suffix in (".yaml", ".toml"):
-        cand = shipped / f"{name}{suffix}"
-        if cand.exists():
-            return str(cand)
-    return name
+    if p.exists() or p.suffix in (".yaml", ".yml", ".toml") or "/" in name:
+        return name, None
+    from archc.spec import zoo
+    entry = zoo.find(name)
+    if entry is None:
+        names = [e.name for e in zoo.entries()]
+        raise SpecError(f"no spec file or zoo entry named '{name}'{did_you_mean(name, names)}; "
+                        f"'archc zoo' lists the entries")
+    return str(entry.spec), entry.variant

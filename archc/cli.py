@@ -34,7 +34,7 @@ def compile_spec(spec: str, variant, sets, input_):
     import archc
     from archc.spec.compile import parse_override
     overrides = dict(parse_override(s) for s in sets)
-    return archc.load(Path(archc.resolve_path(spec)), variant=variant, input=input_, **overrides)
+    return archc.load(spec, variant=variant, input=input_, **overrides)
 
 
 @click.group(name="archc", context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +94,7 @@ def check(specs, quiet):
     bad = 0
     for spec in specs:
         try:
-            net = archc.load(Path(archc.resolve_path(spec)))
+            net = archc.load(spec)
         except SpecError as e:
             bad += 1
             click.echo(str(e) if e.loc else f"{spec}: {e}", err=True)
@@ -102,6 +102,19 @@ def check(specs, quiet):
         if not quiet:
             click.echo(f"{spec}: ok ({len(net.nodes)} layers, {net.params:,} params, {net.macs:,} MACs)")
     sys.exit(2 if bad else 0)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
+@handle_errors
+def zoo(fmt):
+    """List the networks shipped with archc and whether each matches its reference."""
+    from archc.report.zoo import zoo_markdown, zoo_rows, zoo_text
+    rows = zoo_rows()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        click.echo(zoo_markdown(rows) if fmt == "md" else zoo_text(rows), nl=False)
 
 
 @main.command(name="ops")

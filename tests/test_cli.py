@@ -281,7 +281,8 @@ def test_schema_accepts_good_specs(schema, spec):
     jsonschema.validate(yaml.safe_load((SPECS / spec).read_text()), schema)
 
 
-@pytest.mark.parametrize("path", sorted((HERE.parent / "specs").glob("*.*")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in (HERE.parent / "specs").rglob("*.*") if p.suffix in (".yaml", ".toml") and "blocks" not in p.parts),
+                         ids=lambda p: p.name)
 def test_schema_accepts_shipped_specs(schema, path):
     jsonschema = pytest.importorskip("jsonschema")
     from archc.spec.load import load_file
@@ -344,3 +345,28 @@ def test_ops_page_is_generated_and_current():
     r = CliRunner().invoke(main, ["ops", "--format", "md"])
     assert r.exit_code == 0
     assert page.read_text() == r.output, "docs/ops.md is stale: run `archc ops --format md > docs/ops.md`"
+
+
+def test_zoo_json_fields_and_name_resolution():
+    r = CliRunner().invoke(main, ["zoo", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert {"resnet50", "googlenet", "mobilenet_v2", "lenet5"} <= {row["name"] for row in rows}
+    for row in rows:
+        assert {"name", "spec", "variant", "reference", "params", "macs"} <= set(row)
+        assert row["matches"] in (True, None), row      # a declared reference must match
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["resnet50"]["spec"] == "specs/resnet50.yaml"
+    # a zoo name works wherever a spec path does
+    r = CliRunner().invoke(main, ["summary", "resnet50", "--format", "json"])
+    assert json.loads(r.output)["params"] == by_name["resnet50"]["params"]
+    r = CliRunner().invoke(main, ["summary", "resnt50"])
+    assert r.exit_code == 2 and "did you mean 'resnet50'" in r.stderr
+
+
+def test_zoo_page_is_generated_and_current():
+    """docs/zoo.md is `archc zoo --format md`; regenerate it when a zoo spec changes."""
+    page = Path(__file__).parent.parent / "docs" / "zoo.md"
+    r = CliRunner().invoke(main, ["zoo", "--format", "md"])
+    assert r.exit_code == 0
+    assert page.read_text() == r.output, "docs/zoo.md is stale: run `archc zoo --format md > docs/zoo.md`"

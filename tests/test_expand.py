@@ -283,12 +283,15 @@ def test_residual_mul_and_concat_merges():
     net = load("""
     layers:
       - residual: {body: [sigmoid], merge: mul}
-      - residual: {body: [{conv: {out: 5, k: 1}}], merge: concat, shortcut: none}
+      - residual: {body: [{conv: {out: 5, k: 1}}], merge: concat}
       - residual: {body: [{conv: {out: 5, k: 1}}], merge: concat}
     """)
+    # concat keeps the input's channels, first, and adds the body's (DenseNet): 3 -> 8 -> 13
     assert table(net) == [("sigmoid1", "sigmoid", (3, 16, 16)), ("mul1", "mul", (3, 16, 16)),
-                          ("conv1", "conv", (5, 16, 16)), ("conv2", "conv", (5, 16, 16)),
-                          ("concat1", "concat", (10, 16, 16))]
+                          ("conv1", "conv", (5, 16, 16)), ("concat1", "concat", (8, 16, 16)),
+                          ("conv2", "conv", (5, 16, 16)), ("concat2", "concat", (13, 16, 16))]
+    assert inputs(net, "concat1") == ["mul1", "conv1"]
+    assert inputs(net, "concat2") == ["concat1", "conv2"]
     assert inputs(net, "mul1") == ["sigmoid1", "input"]
 
 

@@ -70,6 +70,13 @@ class BlockDef(Strict):
         return self
 
 
+class ZooEntry(Strict):
+    """A named network of the zoo: this spec, at a variant, and the reference it must match."""
+    variant: str | None = None
+    reference: str | None = None     # fixture name (archc/zoo/references.json), or none
+    doc: str = ""
+
+
 class SpecModel(Strict):
     archc: int
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -82,6 +89,7 @@ class SpecModel(Strict):
     layers: list[Any]
     outputs: list[Any] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    zoo: dict[str, ZooEntry] = Field(default_factory=dict)
 
     _shape = field_validator("input", mode="before")(parse_shape)
 

@@ -1,64 +1,71 @@
-"""The zoo's specs held to the reference fixtures (tests/reference/models/*.json, measured from
-torchvision): static counts, the exact state_dict, the emitted module's own counts, and the
-logits under the fixtures' deterministic weights."""
+"""Every zoo entry held to its reference (one parametrised test per check, timm style):
+static counts against the reference figures; the emitted module's own counts and FlopCounter
+MACs against the static ones; and for torchvision/timm models (tests/reference/models) the
+exact state_dict and the logits under the fixtures' deterministic weights."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 import archc
+from archc.spec import zoo
 from archc.spec.load import load_file
 from reference_util import (SPECS, assert_logits_match, conv_linear_macs, deterministic_, fixture,
                             fixture_input, leaf_output_shapes, state_dict_list)
 
-MODELS = ["resnet50", "googlenet", "mobilenet_v2"]
+ENTRIES = {e.name: e for e in zoo.entries()}
+MODEL_FIXTURES = {p.stem for p in (Path(__file__).parent / "reference" / "models").glob("*.json")}
+WITH_FIXTURE = [n for n, e in ENTRIES.items() if e.reference in MODEL_FIXTURES]
 
-# Leaf modules of the reference that a spec cannot reproduce by name: torchvision's Bottleneck
-# calls one `relu` module three times; a spec gives each application its own module.
-REUSED_LEAVES = {"resnet50": re.compile(r"layer\d\.\d+\.relu")}
+# Leaf modules of a reference that a spec cannot reproduce by name: torchvision's Bottleneck and
+# BasicBlock call one `relu` module several times; a spec gives each application its own module.
+REUSED_LEAVES = re.compile(r"layer\d\.\d+\.relu")
 
 
 class Built:
-    """One model compiled from its spec, its emitted module under deterministic weights, and
-    the fixture it is held to."""
+    """One zoo entry compiled, its emitted module under deterministic weights, its reference."""
 
     def __init__(self, name: str):
         self.name = name
-        self.ref = fixture(name)
-        self.net = archc.load(SPECS / f"{name}.yaml")
+        self.entry = ENTRIES[name]
+        self.net = archc.load(self.entry.spec, variant=self.entry.variant)
+        self.ref = zoo.references().get(self.entry.reference) if self.entry.reference else None
+        self.fixture = fixture(self.entry.reference) if self.entry.reference in MODEL_FIXTURES else None
         self.module = deterministic_(self.net.to_module()).eval()
 
 
-_built: dict[str, Built] = {}
+@pytest.fixture(scope="module", params=sorted(ENTRIES))
+def model(request):
+    """Module-scoped: pytest runs every check of one entry, then frees it, before the next."""
+    built = Built(request.param)
+    yield built
+    del built.module
 
 
-@pytest.fixture(params=MODELS)
-def model(request) -> Built:
-    if request.param not in _built:
-        _built[request.param] = Built(request.param)
-    return _built[request.param]
+def needs_fixture(model):
+    if model.fixture is None:
+        pytest.skip(f"{model.name}: no torchvision/timm fixture (reference: {model.entry.reference})")
 
 
 # ------------------------------------------------------------------------- static analysis
 
-def test_static_counts(model):
-    net, ref = model.net, model.ref
-    assert list(net.input) == ref["input"]
-    assert net.params == ref["params"]
-    assert net.buffers == ref["buffers"]
-    assert net.macs == ref["macs_conv_linear"]
-    assert [list(s) for s in net.output_shapes] == [ref["output"]]
+def test_static_counts_match_reference(model):
+    if model.ref is None:
+        pytest.skip(f"{model.name} declares no reference")
+    assert zoo.compare(model.net, model.ref) == {}
 
 
 def test_static_state_dict(model):
-    assert state_dict_list(model.net.state_dict_shapes()) == model.ref["state_dict"]
+    needs_fixture(model)
+    assert state_dict_list(model.net.state_dict_shapes()) == model.fixture["state_dict"]
 
 
 # -------------------------------------------------------------------------- emitted module
 
-def test_module_state_dict_matches_static(model):
+def test_module_counts_match_static(model):
     state = model.module.state_dict()
     assert [[k, list(t.shape)] for k, t in state.items()] == state_dict_list(model.net.state_dict_shapes())
     assert sum(p.numel() for p in model.module.parameters()) == model.net.params
@@ -66,27 +73,39 @@ def test_module_state_dict_matches_static(model):
 
 
 def test_module_macs_match_static(model):
-    x = fixture_input(model.ref["input"], batch=1)
+    x = fixture_input(model.net.input, batch=1)
     assert conv_linear_macs(model.module, x) == model.net.macs
 
 
-def test_logits_match_reference(model):
+def test_module_output_shape(model):
     with torch.no_grad():
-        out = model.module(fixture_input(model.ref["input"]))
-    assert_logits_match(out, model.ref["logits"])
+        out = model.module(fixture_input(model.net.input, batch=2))
+    assert tuple(out.shape[1:]) == model.net.output_shapes[0]
+
+
+def test_logits_match_reference(model):
+    needs_fixture(model)
+    with torch.no_grad():
+        out = model.module(fixture_input(model.fixture["input"]))
+    assert_logits_match(out, model.fixture["logits"])
 
 
 def test_leaf_output_shapes(model):
-    got = leaf_output_shapes(model.module, fixture_input(model.ref["input"], batch=1))
-    reused = REUSED_LEAVES.get(model.name)
-    missing = [k for k in model.ref["leaf_output_shapes"]
-               if k not in got and not (reused and reused.fullmatch(k))]
+    needs_fixture(model)
+    got = leaf_output_shapes(model.module, fixture_input(model.fixture["input"], batch=1))
+    missing = [k for k in model.fixture["leaf_output_shapes"] if k not in got and not REUSED_LEAVES.fullmatch(k)]
     assert missing == []
-    wrong = {k: (got[k], v) for k, v in model.ref["leaf_output_shapes"].items() if k in got and got[k] != v}
+    wrong = {k: (got[k], v) for k, v in model.fixture["leaf_output_shapes"].items() if k in got and got[k] != v}
     assert wrong == {}
 
 
-@pytest.mark.parametrize("name", MODELS)
+def test_every_fixture_has_a_zoo_entry():
+    covered = {e.reference for e in ENTRIES.values()}
+    seeds = {p.stem for p in (Path(__file__).parent / "reference" / "seeds").glob("*.json")}
+    assert sorted((MODEL_FIXTURES | seeds) - covered) == []
+
+
+@pytest.mark.parametrize("name", ["resnet50", "googlenet", "mobilenet_v2"])
 def test_cifar_variant(name):
     net = archc.load(SPECS / f"{name}.yaml", variant="cifar")
     assert list(net.input) == [3, 32, 32] and net.output_shapes == [(10,)]
