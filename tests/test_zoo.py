@@ -32,7 +32,7 @@ class Built:
         self.name = name
         self.entry = ENTRIES[name]
         self.net = archc.load(self.entry.spec, variant=self.entry.variant)
-        self.ref = zoo.references().get(self.entry.reference) if self.entry.reference else None
+        self.ref = zoo.expected(self.entry)
         self.fixture = fixture(self.entry.reference) if self.entry.reference in MODEL_FIXTURES else None
         self.module = deterministic_(self.net.to_module()).eval()
 

@@ -9,11 +9,10 @@ from archc.spec import zoo
 
 def zoo_rows() -> list[dict[str, Any]]:
     import archc
-    refs = zoo.references()
     rows = []
     for e in zoo.entries():
         net = archc.load(e.spec, variant=e.variant)
-        ref = refs.get(e.reference) if e.reference else None
+        ref = zoo.expected(e)
         diff = zoo.compare(net, ref) if ref else {}
         rows.append({
             "name": e.name, "spec": f"specs/{e.spec.relative_to(zoo.ZOO_DIR).as_posix()}",
@@ -43,7 +42,7 @@ def zoo_markdown(rows) -> str:
              "| name | spec | variant | input | params | MACs | FLOPs | reference | matches |",
              "|---|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
-        ref = f"{r['reference']} ({r['reference_source']})" if r["reference"] else "-"
+        ref = f"{r['reference'] or 'published'} ({r['reference_source']})" if r["reference_source"] else "-"
         lines.append(f"| {r['name']} | `{r['spec']}` | {r['variant'] or '-'} | {shape(r['input'])} | "
                      f"{r['params']:,} | {r['macs']:,} | {r['flops']:,} | {ref} | {verdict(r)} |")
     return "\n".join(lines) + "\n"

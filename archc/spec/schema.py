@@ -74,6 +74,7 @@ class ZooEntry(Strict):
     """A named network of the zoo: this spec, at a variant, and the reference it must match."""
     variant: str | None = None
     reference: str | None = None     # fixture name (archc/zoo/references.json), or none
+    params: int | None = None        # a published parameter count to hold, where no fixture exists
     doc: str = ""
 
 

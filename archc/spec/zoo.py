@@ -27,6 +27,7 @@ class Entry:
     variant: str | None
     reference: str | None
     doc: str = ""
+    params: int | None = None      # a published parameter count, where there is no fixture
 
 
 def spec_files() -> list[Path]:
@@ -44,13 +45,24 @@ def _declared(path: Path) -> dict:
     return zoo if isinstance(zoo, dict) else {}
 
 
+def entry(name: str, path: Path, e: dict | None) -> Entry:
+    e = e or {}
+    return Entry(name, path, e.get("variant"), e.get("reference"), e.get("doc", ""), e.get("params"))
+
+
+def expected(e: Entry) -> dict | None:
+    """The figures an entry is held to: its reference's, or its published parameter count."""
+    if e.reference:
+        return references().get(e.reference)
+    return {"params": e.params, "source": "published parameter count"} if e.params else None
+
+
 @lru_cache(maxsize=1)
 def entries() -> tuple[Entry, ...]:
     out = []
     for path in spec_files():
         for name, e in _declared(path).items():
-            e = e or {}
-            out.append(Entry(str(name), path, e.get("variant"), e.get("reference"), e.get("doc", "")))
+            out.append(entry(str(name), path, e))
     return tuple(out)
 
 
@@ -60,8 +72,7 @@ def find(name: str) -> Entry | None:
     if direct.exists():
         e = _declared(direct).get(name)
         if e is not None or name in _declared(direct):
-            e = e or {}
-            return Entry(name, direct, e.get("variant"), e.get("reference"), e.get("doc", ""))
+            return entry(name, direct, e)
     return next((e for e in entries() if e.name == name), None)
 
 
