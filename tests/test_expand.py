@@ -470,3 +470,25 @@ def test_block_named_like_an_op_shadows_it():
       - seq: [add]
     """)
     assert table(net) == [("add1.conv1", "conv", (2, 16, 16)), ("seq1.0.conv1", "conv", (2, 16, 16))]
+
+
+# -- block param declarations --------------------------------------------------------------------
+
+UNION = """
+blocks:
+  cb:
+    params: {out: int, k: {type: "int | list", default: 1}, pad: {type: "int | list", default: 0}}
+    layers: [{conv: {out: $out, k: $k, pad: $pad}}]
+layers:
+  - cb: %s
+"""
+
+
+def test_param_with_union_type_and_default():
+    assert load(UNION % "{out: 4}").nodes[0].args.k == 1                          # the default
+    assert load(UNION % "{out: 4, k: 3, pad: 1}").nodes[0].out == (4, 16, 16)
+    net = load(UNION % "{out: 4, k: [1, 7], pad: [0, 3]}")                        # a list fits too
+    assert net.nodes[0].out == (4, 16, 16) and net.nodes[0].args.k == [1, 7]
+    assert load(UNION % "8").nodes[0].out == (8, 16, 16)                          # one required: short form
+    assert "param 'k' expects int | list, got 'x'" in error(UNION % "{out: 4, k: x}")
+    assert "param 'out' expects int, got True" in error(UNION % "{out: true}")

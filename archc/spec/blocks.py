@@ -17,6 +17,35 @@ if TYPE_CHECKING:
 
 BLOCK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")   # becomes a class name in generated code
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "any": object}
+REQUIRED = object()
+
+
+def type_names(text: str) -> list[str] | None:
+    """`"int"` or `"int | list"` -> the names, when every part is a known type; else None."""
+    names = [t.strip() for t in text.split("|")]
+    return names if all(t in TYPES for t in names) else None
+
+
+def param_decl(decl) -> tuple[list[str], Any]:
+    """A block param declaration -> (allowed type names, default or REQUIRED).
+    `int` / `int | list`: required; `{type: int | list, default: 1}`: typed with a default;
+    any other value: the default, its type the param's type (null: any type)."""
+    if isinstance(decl, str) and type_names(decl):
+        return type_names(decl), REQUIRED
+    if isinstance(decl, dict) and set(decl) <= {"type", "default"} and "type" in decl \
+            and isinstance(decl["type"], str) and type_names(decl["type"]):
+        return type_names(decl["type"]), decl.get("default", REQUIRED)
+    if decl is None:
+        return ["any"], None
+    kind = {bool: "bool", int: "int", float: "float", str: "str", list: "list"}.get(type(decl), "any")
+    return [kind], decl
+
+
+def fits(value, type_name: str) -> bool:
+    want = TYPES[type_name]
+    if isinstance(value, bool) and type_name not in ("bool", "any"):
+        return False      # True is an int to Python, not to a spec
+    return isinstance(value, want)
 
 
 def checked_name(name: str, at: At) -> At:
@@ -70,7 +99,7 @@ class BlockTable:
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
-            required = [p for p, v in bdef.params.items() if isinstance(v, str) and v in TYPES]
+            required = [p for p, v in bdef.params.items() if param_decl(v)[1] is REQUIRED]
             if len(required) != 1:
                 raise item.args_at.error(f"block '{name}' takes named params: {', '.join(bdef.params) or 'none'}")
             raw = {required[0]: raw}
@@ -81,20 +110,17 @@ class BlockTable:
                     f"block '{name}' has no param '{key}'{did_you_mean(key, bdef.params)}; "
                     f"params: {', '.join(bdef.params) or 'none'}", key=True)
         for p, decl in bdef.params.items():
-            typed = isinstance(decl, str) and decl in TYPES
+            types, default = param_decl(decl)
             if p in raw:
                 value = raw[p]
-                want = TYPES[decl] if typed else (type(decl) if decl is not None else object)
-                if want is float:
-                    want = (int, float)
-                if (isinstance(value, bool) and want not in (bool, object)) or not isinstance(value, want):
-                    tname = decl if typed else type(decl).__name__
-                    raise (item.args_at / p).error(f"block '{name}' param '{p}' expects {tname}, got {value!r}")
+                if not any(fits(value, t) for t in types):
+                    raise (item.args_at / p).error(f"block '{name}' param '{p}' expects "
+                                                   f"{' | '.join(types)}, got {value!r}")
                 out[p] = value
-            elif typed:
-                raise item.args_at.error(f"block '{name}' needs param '{p}' ({decl})")
+            elif default is REQUIRED:
+                raise item.args_at.error(f"block '{name}' needs param '{p}' ({' | '.join(types)})")
             else:
-                out[p] = decl
+                out[p] = default
         return out
 
     def instantiate(self, exp: "Expander", item: Item, attr: str, path: str, value: "Value",
