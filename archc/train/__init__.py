@@ -1,0 +1,1 @@
+"""archc train: datasets (archc.train.data) and, later, the training loop."""
