@@ -492,3 +492,26 @@ def test_param_with_union_type_and_default():
     assert load(UNION % "8").nodes[0].out == (8, 16, 16)                          # one required: short form
     assert "param 'k' expects int | list, got 'x'" in error(UNION % "{out: 4, k: x}")
     assert "param 'out' expects int, got True" in error(UNION % "{out: true}")
+
+
+def test_repeat_with_per_copy_names():
+    """`name: "layer${i + 1}"` names each copy: they join the class or seq one by one."""
+    net = load("""
+    blocks:
+      two:
+        params: {n: int}
+        layers:
+          - {conv: {out: 4, k: 1}, repeat: $n, name: "unit${i + 1}"}
+    layers:
+      - {two: {n: 3}, name: blk}
+      - seq:
+          - {relu: null, repeat: 2, name: "act${i}"}
+        name: tail
+    """)
+    assert [n.name for n in net.nodes] == ["blk.unit1", "blk.unit2", "blk.unit3", "tail.act0", "tail.act1"]
+    assert list(net.to_module().state_dict()) == [f"blk.unit{k}.{w}" for k in (1, 2, 3) for w in ("weight", "bias")]
+    msg = error("""
+    layers:
+      - {conv: {out: 4, k: 1}, repeat: 2, name: "c${i}", id: a}
+    """)
+    assert "'id' cannot go with a repeat whose copies are named one by one" in msg

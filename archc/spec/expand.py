@@ -71,6 +71,12 @@ def resolve_tree(value: Any, env: dict, at: At) -> Any:
     return resolve(value, env, at)
 
 
+def per_copy_names(item: Item) -> bool:
+    """A repeat whose `name` is an expression (`"denselayer${i + 1}"`) names each copy: the copies
+    join the enclosing class or seq one by one, instead of nesting in a numbered nn.Sequential."""
+    return "repeat" in item.wiring and isinstance(item.wiring.get("name"), str) and "$" in item.wiring["name"]
+
+
 class Expander:
     def __init__(self, blocks: BlockTable, env: dict[str, Any]):
         self.blocks = blocks
@@ -141,8 +147,17 @@ class Expander:
             raise at.error(f"'when' must be true or false, got {cond!r}")
         return cond
 
-    def class_item(self, scope: ClassScope, item: Item, value: Value, var: str) -> Value:
-        env = scope.env
+    def class_item(self, scope: ClassScope, item: Item, value: Value, var: str,
+                   env: dict | None = None) -> Value:
+        env = scope.env if env is None else env
+        if per_copy_names(item):       # `name: "layer${i + 1}"`: the copies join this class
+            for k in ("id", "from"):
+                if k in item.wiring:
+                    raise item.wiring_at[k].error(f"'{k}' cannot go with a repeat whose copies are named "
+                                                  f"one by one; wire the layers around it", key=True)
+            for one, ienv in self.instances(item, env):
+                value = self.class_item(scope, one, value, var, ienv)
+            return value
         if "repeat" not in item.wiring and not self.enabled(item, env):
             return value
         ins = self.sources(scope, item, value)
@@ -160,7 +175,7 @@ class Expander:
             op = ops.get(item.kind)
             # a merge: a step, no module (a block of the same name shadows the op, as in child())
             if op is not None and op.arity is None and not self.blocks.has(item.kind):
-                name = self.layer_name(scope, item)
+                name = self.layer_name(scope, item, env)
                 names = [next((k for k, v in scope.ids.items() if v is i), i.var) for i in ins]
                 node = self.op_node(item, scope.prefix + name, ins, env, names)
                 scope.module.steps.append(Step(out_var, [v.var for v in ins], node=node))
@@ -168,7 +183,7 @@ class Expander:
             else:
                 if len(ins) != 1:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
-                name = self.layer_name(scope, item)
+                name = self.layer_name(scope, item, env)
                 child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True)
                 scope.module.children.append(child)
                 scope.module.steps.append(Step(out_var, [ins[0].var], attr=name))
@@ -177,10 +192,10 @@ class Expander:
             scope.ids[ident] = result
         return result
 
-    def layer_name(self, scope: ClassScope, item: Item) -> str:
+    def layer_name(self, scope: ClassScope, item: Item, env: dict) -> str:
         if "name" in item.wiring:
             at = item.wiring_at["name"]
-            return scope.claim(check_name(resolve(item.wiring["name"], scope.env, at), at), at)
+            return scope.claim(check_name(resolve(item.wiring["name"], env, at), at), at)
         return scope.auto(item.kind)
 
     def residual(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
@@ -308,7 +323,8 @@ class Expander:
                     op = ops.get(item.kind)
                     base = {op.short: args} if op is not None and op.short else {}
                 args = {**base, **first}
-            wiring = {k: v for k, v in item.wiring.items() if k not in ("repeat", "first", "name", "id", "from")}
+            dropped = ("repeat", "first", "id", "from") + (() if per_copy_names(item) else ("name",))
+            wiring = {k: v for k, v in item.wiring.items() if k not in dropped}
             if not self.enabled(Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}):
                 continue
             yield Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}
@@ -325,7 +341,7 @@ class Expander:
                 if k in item.wiring:
                     raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
                                                   f"use a block with 'layers:' for DAG wiring", key=True)
-            if "repeat" in item.wiring and "name" not in item.wiring:
+            if "repeat" in item.wiring and ("name" not in item.wiring or per_copy_names(item)):
                 pairs = list(self.instances(item, env))
             else:
                 pairs = [(item, env)]
