@@ -515,3 +515,15 @@ def test_repeat_with_per_copy_names():
       - {conv: {out: 4, k: 1}, repeat: 2, name: "c${i}", id: a}
     """)
     assert "'id' cannot go with a repeat whose copies are named one by one" in msg
+
+
+def test_first_overrides_a_block_short_form():
+    net = load("""
+    blocks:
+      unit:
+        params: {out: int, stride: 1}
+        layers: [{conv: {out: $out, k: 3, stride: $stride, pad: 1}}]
+    layers:
+      - {unit: 8, repeat: 2, first: {stride: 2}, name: stage}
+    """)
+    assert [n.out for n in net.nodes] == [(8, 8, 8), (8, 8, 8)]

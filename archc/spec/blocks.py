@@ -91,6 +91,11 @@ class BlockTable:
     def names(self):
         return self.defs.keys()
 
+    def short_param(self, name: str) -> str | None:
+        """The param a short form fills (`inception: 64`): the block's one required param."""
+        required = [p for p, v in self.defs[name][0].params.items() if param_decl(v)[1] is REQUIRED]
+        return required[0] if len(required) == 1 else None
+
     def params(self, name: str, item: Item, env: dict) -> dict[str, Any]:
         """Instance args checked against the block's typed params; defaults filled in."""
         from archc.spec.expand import resolve_tree
@@ -99,10 +104,10 @@ class BlockTable:
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
-            required = [p for p, v in bdef.params.items() if param_decl(v)[1] is REQUIRED]
-            if len(required) != 1:
+            short = self.short_param(name)
+            if short is None:
                 raise item.args_at.error(f"block '{name}' takes named params: {', '.join(bdef.params) or 'none'}")
-            raw = {required[0]: raw}
+            raw = {short: raw}
         out = {}
         for key, value in raw.items():
             if key not in bdef.params:

@@ -319,9 +319,10 @@ class Expander:
             args = item.args
             if i == 0 and first:
                 base = args if isinstance(args, dict) else ({} if args is None else None)
-                if base is None:
-                    op = ops.get(item.kind)
-                    base = {op.short: args} if op is not None and op.short else {}
+                if base is None:     # a short form: the op's short arg, or the block's one required param
+                    short = self.blocks.short_param(item.kind) if self.blocks.has(item.kind) \
+                        else getattr(ops.get(item.kind), "short", None)
+                    base = {short: args} if short else {}
                 args = {**base, **first}
             dropped = ("repeat", "first", "id", "from") + (() if per_copy_names(item) else ("name",))
             wiring = {k: v for k, v in item.wiring.items() if k not in dropped}
