@@ -527,3 +527,20 @@ def test_first_overrides_a_block_short_form():
       - {unit: 8, repeat: 2, first: {stride: 2}, name: stage}
     """)
     assert [n.out for n in net.nodes] == [(8, 8, 8), (8, 8, 8)]
+
+
+def test_unnamed_inline_seq_splices_into_its_seq():
+    """VGG's features: conv-relu pairs repeated per stage, all children of one flat nn.Sequential."""
+    net = load("""
+    vars: {n: [2, 1], w: [4, 8]}
+    layers:
+      - name: features
+        seq:
+          - {seq: [{conv: {out: "${w[0]}", k: 3, pad: 1}}, relu], repeat: "${n[0]}"}
+          - maxpool: 2
+          - {seq: [{conv: {out: "${w[1]}", k: 3, pad: 1}}, {bn: null, when: false}, relu], repeat: "${n[1]}"}
+          - maxpool: 2
+    """)
+    assert [(n.name, n.op.name) for n in net.nodes] == [
+        ("features.0", "conv"), ("features.1", "relu"), ("features.2", "conv"), ("features.3", "relu"),
+        ("features.4", "maxpool"), ("features.5", "conv"), ("features.6", "relu"), ("features.7", "maxpool")]

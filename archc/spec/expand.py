@@ -331,17 +331,24 @@ class Expander:
             yield Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}
 
     def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
-        """An nn.Sequential: unnamed children are numbered, a repeat inside flattens into it."""
+        """An nn.Sequential: unnamed children are numbered, a repeat inside flattens into it, and an
+        unnamed inline `seq:` splices its layers in (VGG's conv-relu pairs, repeated per stage)."""
+        mod = Module(attr, "seq", loc=at)
+        value = self.fill(mod, set(), raws, at, path, value, env)
+        if not mod.children:
+            raise at.error("an empty seq: give at least one layer")
+        return mod, value
+
+    def fill(self, mod: Module, names: set[str], raws, at: At, path: str, value: Value, env: dict) -> Value:
         if not isinstance(raws, list):
             raise at.error(f"expected a list of layers, got {raws!r}")
-        mod = Module(attr, "seq", loc=at)
-        names: set[str] = set()
         for j, raw in enumerate(raws):
             item = parse_item(raw, at / j)
             for k in ("id", "from"):
                 if k in item.wiring:
                     raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
                                                   f"use a block with 'layers:' for DAG wiring", key=True)
+            splice = item.kind == "seq" and "name" not in item.wiring
             if "repeat" in item.wiring and ("name" not in item.wiring or per_copy_names(item)):
                 pairs = list(self.instances(item, env))
             else:
@@ -349,8 +356,10 @@ class Expander:
             for one, ienv in pairs:
                 if not self.enabled(one, ienv):
                     continue
-                idx = str(len(mod.children))
-                name = idx
+                if splice:
+                    value = self.fill(mod, names, one.args, one.args_at, path, value, ienv)
+                    continue
+                name = str(len(mod.children))
                 if "name" in one.wiring:
                     name_at = one.wiring_at["name"]
                     name = check_name(resolve(one.wiring["name"], ienv, name_at), name_at, attribute=False)
@@ -359,9 +368,7 @@ class Expander:
                 names.add(name)
                 child, value = self.child(one, name, f"{path}.{name}", value, ienv)
                 mod.children.append(child)
-        if not mod.children:
-            raise at.error("an empty seq: give at least one layer")
-        return mod, value
+        return value
 
 
 def arg_loc(item: Item, op, field: str):
