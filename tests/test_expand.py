@@ -544,3 +544,19 @@ def test_unnamed_inline_seq_splices_into_its_seq():
     assert [(n.name, n.op.name) for n in net.nodes] == [
         ("features.0", "conv"), ("features.1", "relu"), ("features.2", "conv"), ("features.3", "relu"),
         ("features.4", "maxpool"), ("features.5", "conv"), ("features.6", "relu"), ("features.7", "maxpool")]
+
+
+def test_outputs_with_when_follow_the_variant():
+    body = """
+    vars: {aux: false}
+    variants: {aux: {vars: {aux: true}}}
+    layers:
+      - {conv: {out: 4, k: 3, pad: 1}, id: trunk}
+      - {gap: null, from: trunk, id: side, when: $aux}
+      - {gap: null, from: trunk, id: main}
+    outputs: [main, {id: side, train_only: true, when: $aux}]
+    """
+    plain, aux = load(body), load(body, variant="aux")
+    assert [name for name, _, _ in plain.outputs] == ["main"]
+    assert [(name, t) for name, _, t in aux.outputs] == [("main", False), ("side", True)]
+    assert "'when' must be true or false" in error(body.replace("when: $aux}]", "when: 3}]"))

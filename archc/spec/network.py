@@ -6,6 +6,7 @@ from archc.ir.graph import Module, Network, Node
 from archc.ops.base import Shape
 from archc.spec.blocks import BlockTable
 from archc.spec.expand import ClassScope, Expander, Value, shape_facts
+from archc.spec.expr import resolve
 from archc.spec.layers import At
 
 
@@ -34,9 +35,15 @@ def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
         o_at = at / j
         train = False
         if isinstance(o, dict):
-            unknown = set(o) - {"id", "name", "train_only"}
+            unknown = set(o) - {"id", "name", "train_only", "when"}
             if unknown or "id" not in o:
-                raise o_at.error("an output is an id, or a mapping {id, name, train_only}")
+                raise o_at.error("an output is an id, or a mapping {id, name, train_only, when}")
+            if "when" in o:        # an output of some variants only (GoogLeNet's aux heads)
+                cond = resolve(o["when"], scope.env, o_at / "when")
+                if not isinstance(cond, bool):
+                    raise (o_at / "when").error(f"'when' must be true or false, got {cond!r}")
+                if not cond:
+                    continue
             ident, train, name = o["id"], bool(o.get("train_only", False)), o.get("name", o["id"])
         else:
             ident = name = o
