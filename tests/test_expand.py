@@ -560,3 +560,15 @@ def test_outputs_with_when_follow_the_variant():
     assert [name for name, _, _ in plain.outputs] == ["main"]
     assert [(name, t) for name, _, t in aux.outputs] == [("main", False), ("side", True)]
     assert "'when' must be true or false" in error(body.replace("when: $aux}]", "when: 3}]"))
+
+
+def test_unrepeated_inline_seq_nests():
+    """Without a repeat, an inline seq inside a seq is one numbered child (timm's blocks.0.0)."""
+    net = load("""
+    layers:
+      - name: blocks
+        seq:
+          - seq: [{conv: {out: 4, k: 1}}, relu]
+          - seq: [{conv: {out: 4, k: 1}, repeat: 2}]
+    """)
+    assert [n.name for n in net.nodes] == ["blocks.0.0", "blocks.0.1", "blocks.1.0", "blocks.1.1"]

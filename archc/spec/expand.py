@@ -331,8 +331,8 @@ class Expander:
             yield Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}
 
     def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
-        """An nn.Sequential: unnamed children are numbered, a repeat inside flattens into it, and an
-        unnamed inline `seq:` splices its layers in (VGG's conv-relu pairs, repeated per stage)."""
+        """An nn.Sequential: unnamed children are numbered, and a repeat inside flattens into it; a
+        repeated unnamed `seq:` splices its layers in (VGG's conv-relu pairs, repeated per stage)."""
         mod = Module(attr, "seq", loc=at)
         value = self.fill(mod, set(), raws, at, path, value, env)
         if not mod.children:
@@ -348,7 +348,8 @@ class Expander:
                 if k in item.wiring:
                     raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
                                                   f"use a block with 'layers:' for DAG wiring", key=True)
-            splice = item.kind == "seq" and "name" not in item.wiring
+            # a repeat flattens its copies into the seq; a repeated group flattens its layers
+            splice = item.kind == "seq" and "name" not in item.wiring and "repeat" in item.wiring
             if "repeat" in item.wiring and ("name" not in item.wiring or per_copy_names(item)):
                 pairs = list(self.instances(item, env))
             else:

@@ -29,6 +29,7 @@ def wiring_props() -> dict[str, Any]:
         "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPR]},
         "first": {"type": "object", "description": "args overriding the first repeat"},
+        "when": {"anyOf": [{"type": "boolean"}, EXPR], "description": "keep the layer only where this holds"},
     }
 
 
