@@ -402,3 +402,20 @@ def test_lifted_params_follow_the_spec():
     assert "self.dw = nn.Conv2d(out, out, 3, padding=1, groups=out, bias=False)" in src
     assert "self.expand = nn.Conv2d(out, out * 4, 1, bias=False)" in src
     assert "Unit(3, stride=1, out=8)" in src and "Unit(32, stride=2, out=16)" in src
+
+
+def test_input_read_through_an_expression_is_kept():
+    """`from:` computed by an expression may name `input`: the forward must keep `x` for it."""
+    net = archc.load("""
+archc: 1
+name: t
+input: [4, 8, 8]
+vars: {skip: true}
+layers:
+  - {conv: {out: 4, k: 3, pad: 1}, id: a}
+  - {add: null, from: "${['a', 'input'] if skip else ['a', 'a']}"}
+""")
+    model = net.to_module().eval()
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.conv1(x) + x)

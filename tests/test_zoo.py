@@ -68,9 +68,24 @@ def test_static_counts_match_reference(model):
     assert zoo.compare(model.net, model.ref) == {}
 
 
+# Entries whose state_dict has the reference's keys and shapes in another order. A spec registers
+# modules in the order it computes them; loading a checkpoint matches keys, not positions.
+KNOWN_ORDER = {
+    # timm registers each stage's `downsample` before `norm1`, and runs it on norm1's output
+    "resnetv2_50": re.compile(r"stages\.\d\.blocks\.0\.(norm1|downsample)\..*"),
+}
+
+
 def test_static_state_dict(model):
     needs_fixture(model)
-    assert state_dict_list(model.net.state_dict_shapes()) == model.fixture["state_dict"]
+    ours = state_dict_list(model.net.state_dict_shapes())
+    theirs = model.fixture["state_dict"]
+    assert sorted(ours) == sorted(theirs)                     # the same keys with the same shapes
+    moved = KNOWN_ORDER.get(model.name)
+    if moved is None:
+        assert ours == theirs                                 # ... in the same order
+    else:                                                     # ... in the same order but for these
+        assert [k for k in ours if not moved.fullmatch(k[0])] == [k for k in theirs if not moved.fullmatch(k[0])]
 
 
 # -------------------------------------------------------------------------- emitted module

@@ -127,7 +127,9 @@ def reads_input(raw: Any) -> bool:
         return any(reads_input(r) for r in raw)
     if isinstance(raw, dict):
         ref = raw.get("from")
-        if ref == "input" or (isinstance(ref, list) and "input" in ref):
+        refs = ref if isinstance(ref, list) else [ref]
+        # a literal `input`, or an expression that may yield it (`${['a', 'input'] if c else ...}`)
+        if any(isinstance(r, str) and (r == "input" or ("$" in r and "input" in r)) for r in refs):
             return True
         return any(reads_input(v) for v in raw.values())
     return False
