@@ -84,6 +84,17 @@ class Expander:
         self.nodes: list[Node] = []
         self.stack: list[str] = []      # blocks being instantiated, for cycle errors
         self.scans: dict[int, tuple[set[str], bool]] = {}   # by id of a raw body (alive all along)
+        self.items: dict[int, Item] = {}                     # by id of a raw layer mapping
+
+    def parse(self, raw, at: At, index: int | None = None) -> Item:
+        """parse_item, once per layer mapping: a block's body is the same raw tree in every instance
+        (Items are never changed after parsing; each repeat copy is a new Item)."""
+        if not isinstance(raw, dict):
+            return parse_item(raw, at if index is None else at / index)
+        hit = self.items.get(id(raw))
+        if hit is None:
+            hit = self.items[id(raw)] = parse_item(raw, at if index is None else at / index)
+        return hit
 
     def new_scope(self, module: Module, prefix: str, env: dict, raws, at: At) -> ClassScope:
         """A class to fill. A block's body is scanned for names once, not once per instance."""
@@ -117,9 +128,9 @@ class Expander:
     def chain(self, scope: ClassScope, raws: list, at: At, value: Value, var: str) -> Value:
         if not isinstance(raws, list):
             raws, at = [raws], at
-            items = [parse_item(raws[0], at)]
+            items = [self.parse(raws[0], at)]
         else:
-            items = [parse_item(r, at / i) for i, r in enumerate(raws)]
+            items = [self.parse(r, at, i) for i, r in enumerate(raws)]
         for item in items:
             value = self.class_item(scope, item, value, var)
         return value
@@ -343,7 +354,7 @@ class Expander:
         if not isinstance(raws, list):
             raise at.error(f"expected a list of layers, got {raws!r}")
         for j, raw in enumerate(raws):
-            item = parse_item(raw, at / j)
+            item = self.parse(raw, at, j)
             for k in ("id", "from"):
                 if k in item.wiring:
                     raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
