@@ -1,0 +1,96 @@
+"""The training configuration: the spec's `train:` section, overridden by command-line flags.
+
+    train:
+      optimizer: {name: sgd, momentum: 0.9, nesterov: true}   # or just `optimizer: adamw`
+      lr: 0.1
+      schedule: {name: cosine, warmup: 1}
+      epochs: 30
+
+Flat keys are accepted too (`momentum: 0.9` next to `optimizer: sgd`). Unknown keys are a
+SpecError with the nearest known name, as everywhere else in a spec.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archc.errors import SpecError, did_you_mean
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # optimizer
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    # schedule: per step; `warmup` epochs ramp linearly from 0 first
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    warmup: float = Field(0.0, ge=0)
+    step_size: int = Field(30, ge=1)      # epochs between decays (schedule: step)
+    gamma: float = Field(0.1, gt=0)       # decay factor (schedule: step)
+    min_lr: float = Field(0.0, ge=0)      # floor of cosine / onecycle, absolute
+    # run
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    loss: Literal["cross_entropy", "bce"] = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    aux_weight: float = Field(0.3, ge=0)  # weight of training-only heads (GoogLeNet's 0.3)
+    grad_clip: float | None = Field(None, gt=0)
+    seed: int = 0
+    deterministic: bool = False
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    workers: int = Field(0, ge=0)         # DataLoader workers for file data sets
+    normalize: bool = True                # with the train split's channel mean/std
+    # hardware
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False
+    channels_last: bool = False
+
+    @field_validator("optimizer", "schedule", "loss", "device", "amp", mode="before")
+    @classmethod
+    def _lower(cls, v):
+        return v.strip().lower().replace("-", "_") if isinstance(v, str) else v
+
+
+FIELDS = list(TrainConfig.model_fields)
+# nested forms: `optimizer: {name: sgd, ...}`, `schedule: {name: cosine, ...}`, `loss: {...}`
+NESTED = {"optimizer", "schedule", "loss"}
+ALIASES = {"weight-decay": "weight_decay", "batch-size": "batch_size", "wd": "weight_decay",
+           "warmup_epochs": "warmup", "label-smoothing": "label_smoothing",
+           "grad-clip": "grad_clip", "clip_grad": "grad_clip", "scheduler": "schedule",
+           "lr_schedule": "schedule", "cross-entropy": "cross_entropy"}
+
+
+def _flatten(section: Mapping[str, Any], where: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in section.items():
+        key = ALIASES.get(str(key), str(key))
+        if key in NESTED and isinstance(value, Mapping):
+            inner = dict(value)
+            if "name" in inner:
+                flat[key] = inner.pop("name")
+            flat.update(_flatten(inner, f"{where}.{key}"))
+        elif key not in FIELDS:
+            raise SpecError(f"{where}: unknown key '{key}'{did_you_mean(key, FIELDS)}; "
+                            f"known: {', '.join(FIELDS)}")
+        else:
+            flat[key] = value
+    return flat
+
+
+def make_config(section: Mapping[str, Any] | None = None, **flags: Any) -> TrainConfig:
+    """The spec's train section with flags on top; flags that are None were not given."""
+    values = _flatten(section or {}, "train")
+    values.update(_flatten({k: v for k, v in flags.items() if v is not None}, "flag"))
+    try:
+        return TrainConfig(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(map(str, err["loc"])) or "train"
+        raise SpecError(f"train.{field}: {err['msg']} (got {err.get('input')!r})") from None

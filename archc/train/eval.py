@@ -1,0 +1,37 @@
+"""`archc eval`: the metrics of trained weights on a split of a data set."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from archc.errors import SpecError
+from archc.train.checkpoint import load_checkpoint
+from archc.train.config import TrainConfig
+from archc.train.data import Data, channel_stats
+from archc.train.loop import Runner, _device, evaluate, fit_network
+
+
+def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "val",
+                     say=print) -> dict[str, float]:
+    """{"loss", "acc", "samples"} of the weights in `weights` (a checkpoint from train(), or
+    a bare state_dict) on data.<split>. A checkpoint brings its own normalisation and loss;
+    a bare state_dict is normalised with the train split's statistics when cfg.normalize."""
+    part = getattr(data, split, None)
+    if part is None:
+        raise SpecError(f"{data.name} has no {split} split")
+    path = Path(weights) / "last.pt" if Path(weights).is_dir() else Path(weights)
+    obj = load_checkpoint(path)
+    if isinstance(obj, dict) and "model" in obj and "config" in obj:
+        saved = obj["config"]
+        cfg = cfg.model_copy(update={"loss": saved["loss"], "normalize": saved["normalize"],
+                                     "label_smoothing": saved["label_smoothing"]})
+        mean, std = obj["normalize"]["mean"], obj["normalize"]["std"]
+    else:
+        mean, std = channel_stats(data.train) if cfg.normalize else (torch.zeros(1), torch.ones(1))
+    net = fit_network(net, data, cfg, say)
+    dev = _device(cfg)
+    model = net.to_module(weights=str(path))     # strict, with mismatches listed by name
+    run = Runner(model.to(dev), cfg, dev, mean, std)
+    return {**evaluate(run, part, cfg), "samples": len(part)}
+
