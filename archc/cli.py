@@ -188,7 +188,8 @@ def train(spec, variant, sets, input_, data, out, resume, quiet, compile_, **fla
     if out is None and resume is None:
         raise SpecError("train needs --out DIR (or --resume DIR)")
     # resuming: the run's own settings, with any flag given now on top
-    section = load_checkpoint(resume)["config"] if resume else net.train
+    ckpt = load_checkpoint(resume) if resume else None      # read once: settings and state
+    section = ckpt["config"] if ckpt else net.train
     cfg = make_config(section, compile=compile_, **flags)
     dataset = _open_data(data, net, cfg)
     tty = not quiet and sys.stderr.isatty()
@@ -197,7 +198,7 @@ def train(spec, variant, sets, input_, data, out, resume, quiet, compile_, **fla
     log = (lambda s: click.echo(f"\r\x1b[K{s}")) if tty else click.echo
     try:
         run_training(net, dataset, cfg, out or resume, resume=resume, quiet=quiet, log=log,
-                     progress=progress)
+                     progress=progress, checkpoint=ckpt)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -4,28 +4,42 @@ from __future__ import annotations
 from archc.errors import SpecError
 
 
-def load_weights(model, path) -> None:
+def read_weights(path):
+    """A checkpoint file read with torch.load(weights_only=True): never arbitrary unpickling."""
     import torch
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SpecError(f"no such weights file: {path}") from None
     except Exception as e:   # not a checkpoint, or one that needs unsafe unpickling
         raise SpecError(f"{path}: cannot read a state_dict with weights_only=True: {e}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
+
+
+def unwrap(obj):
+    """The state_dict inside a checkpoint: bare, or under 'state_dict' or 'model' (archc's own)."""
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    return obj
+
+
+def load_state(model, obj, origin) -> None:
+    """Load a checkpoint object (already read from `origin`) strictly into `model`."""
+    state = unwrap(obj)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k}: checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"
               for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
-        lines = [f"{path}: the checkpoint does not match the network"]
+        lines = [f"{origin}: the checkpoint does not match the network"]
         for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
             if keys:
                 shown = ", ".join(keys[:20]) + (f", ... ({len(keys) - 20} more)" if len(keys) > 20 else "")
                 lines.append(f"  {title} ({len(keys)}): {shown}")
         raise SpecError("\n".join(lines))
     model.load_state_dict(state, strict=True)
+
+
+def load_weights(model, path) -> None:
+    load_state(model, read_weights(path), path)

@@ -149,10 +149,6 @@ def evaluate(text: str, names: Mapping[str, Any]) -> Any:
         raise ExprError(f"cannot evaluate '{text}': {e}") from None
 
 
-def is_expression(value: Any) -> bool:
-    return isinstance(value, str) and ("$" in value)
-
-
 def resolve(value: Any, names: Mapping[str, Any], loc=None) -> Any:
     """Resolve `$name`, `${expr}` and interpolated strings in a scalar; other values pass.
     `loc` is a Location, or anything with a `loc()` method, looked up only on error."""

@@ -69,8 +69,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:     # a truncated or foreign file is bad input, not a crash
         raise SpecError(f"cannot read checkpoint {path}: {e}") from None
-
-
-def model_state(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The model weights of a checkpoint, or the object itself when it is a bare state_dict."""
-    return obj["model"] if isinstance(obj, dict) and "model" in obj else obj

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from archc.emit.weights import load_state
 from archc.errors import SpecError
 from archc.train.checkpoint import load_checkpoint
 from archc.train.config import TrainConfig
@@ -31,7 +32,8 @@ def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "v
         mean, std = channel_stats(data.train) if cfg.normalize else (torch.zeros(1), torch.ones(1))
     net = fit_network(net, data, cfg, say)
     dev = _device(cfg)
-    model = net.to_module(weights=str(path))     # strict, with mismatches listed by name
+    model = net.to_module()
+    load_state(model, obj, path)                 # strict, with mismatches listed by name
     run = Runner(model.to(dev), cfg, dev, mean, std)
     return {**evaluate(run, part, cfg), "samples": len(part)}
 

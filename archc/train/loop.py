@@ -156,17 +156,18 @@ def _on_device(split, dev):
 
 def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool = False,
           log: Callable[[str], None] = print,
-          progress: Callable[[str], None] | None = None) -> list[dict]:
+          progress: Callable[[str], None] | None = None, checkpoint: dict | None = None) -> list[dict]:
     """Train net on data; returns the metrics history (one dict per epoch). log gets one line
     per epoch (none when quiet); progress, if given (a terminal), a batch counter twice a
-    second, which needs no host sync."""
+    second, which needs no host sync. `checkpoint` is resume's last.pt when the caller has
+    already read it (the CLI reads the run's settings from it)."""
     say = (lambda s: None) if quiet else log
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = fit_network(net, data, cfg, say)
     dev = _device(cfg)
     _setup(cfg, dev)
-    ckpt = load_checkpoint(resume) if resume is not None else None
+    ckpt = checkpoint if checkpoint is not None else load_checkpoint(resume) if resume is not None else None
     if ckpt is None:
         torch.manual_seed(cfg.seed), np.random.seed(cfg.seed % 2**32), random.seed(cfg.seed)
     model = net.to_module().to(dev)
