@@ -1,138 +1,14 @@
-"""The archc command line. Bad input exits 2 with a located message; anything else exits 1."""
+"""train and eval."""
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from pathlib import Path
 
 import click
 
+from archc.cli import main
+from archc.cli.common import compile_spec, handle_errors, spec_options
 from archc.errors import SpecError
-
-
-def spec_options(fn):
-    """--input, --set, --variant: shared by every command that compiles a spec."""
-    fn = click.option("--input", "input_", metavar="SHAPE", help="Input shape per sample, e.g. 3x224x224.")(fn)
-    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a var (repeatable).")(fn)
-    fn = click.option("--variant", metavar="NAME", help="Select a variant defined in the spec.")(fn)
-    return fn
-
-
-def handle_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except SpecError as e:
-            click.echo(f"error: {e}" if e.loc is None else str(e), err=True)
-            sys.exit(2)
-    return wrapper
-
-
-def compile_spec(spec: str, variant, sets, input_):
-    import archc
-    from archc.spec.compile import parse_override
-    overrides = dict(parse_override(s) for s in sets)
-    return archc.load(spec, variant=variant, input=input_, **overrides)
-
-
-@click.group(name="archc", context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="archc", prog_name="archc")
-def main():
-    """archc: compile a declarative network spec to an exact analysis and PyTorch code."""
-
-
-@main.command()
-@click.argument("spec")
-@spec_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "md", "csv"]), default="table",
-              show_default=True)
-@click.option("--depth", type=click.IntRange(min=1), help="Fold layers below this nesting depth into one row.")
-@handle_errors
-def summary(spec, variant, sets, input_, fmt, depth):
-    """Static table of shapes, parameters, MACs/FLOPs and memory (no PyTorch needed)."""
-    from archc.report.formats import RENDER
-    from archc.report.summary import summary_dict
-    net = compile_spec(spec, variant, sets, input_)
-    data = summary_dict(net, depth=depth)
-    if fmt == "table" and sys.stdout.isatty():
-        from archc.report.formats import print_table
-        return print_table(data)
-    text = RENDER[fmt](data)
-    click.echo(text, nl=not text.endswith("\n"))
-
-
-@main.command()
-@click.argument("spec")
-@spec_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the source here (default: stdout).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Check that this state_dict loads strictly.")
-@handle_errors
-def build(spec, variant, sets, input_, output, weights):
-    """Write standalone, readable PyTorch source for the network."""
-    net = compile_spec(spec, variant, sets, input_)
-    src = net.source()
-    if weights:
-        net.to_module(weights=weights)
-    if output:
-        try:
-            Path(output).write_text(src)
-        except OSError as e:    # a bad -o is bad input (exit 2), not a crash
-            raise SpecError(f"cannot write {output}: {e.strerror}") from None
-        click.echo(f"wrote {output} ({net.params:,} params)", err=True)
-    else:
-        click.echo(src, nl=False)
-
-
-@main.command()
-@click.argument("specs", nargs=-1, required=True)
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def check(specs, quiet):
-    """Validate spec files (for editors and pre-commit); exit 2 if any is bad."""
-    import archc
-    bad = 0
-    for spec in specs:
-        try:
-            net = archc.load(spec)
-        except SpecError as e:
-            bad += 1
-            click.echo(str(e) if e.loc else f"{spec}: {e}", err=True)
-            continue
-        if not quiet:
-            click.echo(f"{spec}: ok ({len(net.nodes)} layers, {net.params:,} params, {net.macs:,} MACs)")
-    sys.exit(2 if bad else 0)
-
-
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
-@handle_errors
-def zoo(fmt):
-    """List the networks shipped with archc and whether each matches its reference."""
-    from archc.report.zoo import zoo_markdown, zoo_rows, zoo_text
-    rows = zoo_rows()
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
-    else:
-        click.echo(zoo_markdown(rows) if fmt == "md" else zoo_text(rows), nl=False)
-
-
-@main.command(name="ops")
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text", show_default=True)
-def list_ops(fmt):
-    """List every op with its args, defaults and short form."""
-    from archc.report.ops import op_rows, ops_markdown, ops_text
-    if fmt == "json":
-        click.echo(json.dumps([{k: v for k, v in r.items()} for r in op_rows()], indent=1))
-    else:
-        click.echo(ops_markdown() if fmt == "md" else ops_text(), nl=False)
-
-
-@main.command()
-def schema():
-    """Print the JSON Schema of the spec format (for editor completion and checking)."""
-    from archc.spec.jsonschema import spec_schema
-    click.echo(json.dumps(spec_schema(), indent=1))
 
 
 def train_options(fn):
@@ -224,7 +100,3 @@ def evaluate(spec, variant, sets, input_, data, weights, split, fmt, **flags):
         click.echo(json.dumps({f"{split}_loss": m["loss"], f"{split}_acc": m["acc"], "samples": m["samples"]}))
     else:
         click.echo(f"{split}_loss {m['loss']:.4f}  {split}_acc {m['acc']:.4f}  ({m['samples']} samples)")
-
-
-if __name__ == "__main__":
-    main()
