@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from archc.errors import SpecError
-from archc.train.data import (TensorData, as_float, batches, channel_stats, cifar, download, idx,
+from archc.train.data import (TensorData, as_float, batches, channel_stats, cifar, order, download, idx,
                               open_data, sampler, split_indices)
 from archc.train.data import remote as dl
 
@@ -264,6 +264,21 @@ def test_batches_cover_every_sample_once_seeded():
     shards = [torch.cat([y for _, y in batches(data, 4, True, 7, 3, rank=r, world_size=3)])
               for r in range(3)]
     assert [len(s) for s in shards] == [8, 8, 8] and set(torch.cat(shards).tolist()) == set(range(23))
+
+
+@pytest.mark.parametrize("n,world,drop_last,shuffle", [
+    (23, 1, False, True), (23, 3, False, True), (23, 3, True, True), (2, 5, False, True),
+    (24, 4, False, False), (7, 2, True, False)])
+def test_order_is_torch_distributed_sampler_order(n, world, drop_last, shuffle):
+    """In-memory batches and DataLoader sampling walk the very order of DistributedSampler."""
+    for rank in range(world):
+        for epoch in (0, 3):
+            ref = torch.utils.data.DistributedSampler(range(n), num_replicas=world, rank=rank,
+                                                      shuffle=shuffle, seed=5, drop_last=drop_last)
+            ref.set_epoch(epoch)
+            got = order(n, shuffle=shuffle, seed=5, epoch=epoch, rank=rank, world_size=world,
+                        drop_last=drop_last)
+            assert got.tolist() == list(ref)
 
 
 def test_channel_stats_match_direct_computation(tmp_path):

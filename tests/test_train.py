@@ -63,8 +63,9 @@ def test_metrics_and_files(full_run):
         for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"):
             assert isinstance(r[k], float) and math.isfinite(r[k]), k
         assert r["samples_per_s"] > 0
-    for name in ("last.pt", "best.pt", "model.py", "run.json", "spec.yaml"):
+    for name in ("last.pt", "best.pt", "model.py", "run.json", "spec.yaml", "curves.png"):
         assert (out / name).is_file(), name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*")), "temporary files left behind"
     last = torch.load(out / "last.pt", weights_only=True)     # loads without pickle
     assert last["epoch"] == 6 and last["history"] == history
@@ -91,15 +92,15 @@ def _assert_same_weights(a: Path, b: Path):
 def _interrupt_at(monkeypatch, call: int):
     """Make the call-th forward pass (counting evaluation batches too) raise KeyboardInterrupt."""
     calls = {"n": 0}
-    real = Runner.forward
+    real = Runner.score
 
-    def interrupting(self, x, y):
+    def interrupting(self, fwd, x, y):
         calls["n"] += 1
         if calls["n"] == call:
             raise KeyboardInterrupt
-        return real(self, x, y)
-    monkeypatch.setattr(Runner, "forward", interrupting)
-    return lambda: monkeypatch.setattr(Runner, "forward", real)
+        return real(self, fwd, x, y)
+    monkeypatch.setattr(Runner, "score", interrupting)
+    return lambda: monkeypatch.setattr(Runner, "score", real)
 
 
 def test_resume_at_epoch_boundary_is_exact_with_a_schedule(net, digits, tmp_path, monkeypatch):
@@ -249,3 +250,38 @@ def test_cli_ctrl_c_saves_and_exits_130(tmp_path, monkeypatch):
     monkeypatch.setattr(loop.Runner, "forward", lambda self, x, y: (_ for _ in ()).throw(KeyboardInterrupt))
     r = CliRunner().invoke(main, ["train", CNN, "--out", str(tmp_path)])
     assert r.exit_code == 130 and "--resume" in r.output and (tmp_path / "last.pt").is_file()
+
+
+def test_image_files_through_a_dataloader_train_as_the_same_data_in_memory(tmp_path):
+    """The file path (Pillow decoding, DataLoader, DistributedSampler, worker processes) sees
+    the same batches in the same order as in-memory tensors: the weights come out identical."""
+    from PIL import Image
+    from archc.train.data import Data, TensorData
+    digits = open_data("digits", val_fraction=0)
+    for i in range(240):
+        folder = tmp_path / "img" / str(int(digits.train.y[i]))
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (digits.train.x[i, 0].float() * 255 / 16).round().byte().numpy()
+        Image.fromarray(pixels, mode="L").save(folder / f"{i:03d}.png")
+    files = open_data(f"imagefolder:{tmp_path / 'img'}", val_fraction=0.25, seed=3)
+    tensors = lambda ds: TensorData(torch.stack([ds[i][0] for i in range(len(ds))]),
+                                    torch.tensor([ds[i][1] for i in range(len(ds))]))
+    memory = Data("memory", tensors(files.train), tensors(files.val), files.num_classes, files.sample_shape)
+    net = archc.load(CNN)
+    cfg = cfg_for(net, epochs=2, batch_size=16, deterministic=True, workers=1)
+    a = train(net, files, cfg, tmp_path / "files", quiet=True)
+    b = train(net, memory, cfg, tmp_path / "memory", quiet=True)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in h]
+    assert strip(a) == strip(b)
+    wa, wb = (torch.load(tmp_path / d / "last.pt", weights_only=True)["model"] for d in ("files", "memory"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_progress_bar_shows_count_throughput_and_time_left(monkeypatch):
+    from archc.train import report
+    shown, clock = [], iter([0.0, 2.0, 2.1, 4.0])
+    monkeypatch.setattr(report.time, "perf_counter", lambda: next(clock))
+    bar = report.Progress(shown.append, epoch=2, epochs=5, steps=10, world_size=2, width=10)
+    bar.update(done=5, seen=80)          # at 2 s: half done, 2 x 80 samples in 2 s
+    bar.update(done=6, seen=96)          # 0.1 s later: not redrawn
+    assert shown == ["epoch 2/5 [#####.....] 5/10  80 samples/s  2s left"]

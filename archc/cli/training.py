@@ -48,17 +48,29 @@ def _open_data(arg, net, cfg):
 @click.option("--deterministic/--no-deterministic", default=None, help="Reproducible kernels (resume is then exact).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the module.")
 @click.option("--channels-last/--no-channels-last", default=None)
+@click.option("--crop", type=int, metavar="PAD", help="Augment: random crop after zero-padding by PAD pixels.")
+@click.option("--flip/--no-flip", default=None, help="Augment: random horizontal flips.")
+@click.option("--rotate", type=float, metavar="DEG", help="Augment: random rotation within +-DEG degrees.")
+@click.option("--mean", metavar="M[,M...]", help="Normalise with this mean per channel (default: computed).")
+@click.option("--std", metavar="S[,S...]", help="Normalise with this std per channel (default: computed).")
+@click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm across processes (GPUs).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes, through torch.distributed.run with DDP (gloo on CPU, nccl on GPU); "
+                   "--batch-size stays the global batch.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: the --resume one).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), help="Continue the run in this directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.pass_context
 @handle_errors
-def train(spec, variant, sets, input_, data, out, resume, quiet, compile_, **flags):
-    """Train the network; writes OUT/metrics.jsonl, last.pt, best.pt, model.py.
+def train(ctx, spec, variant, sets, input_, data, out, resume, quiet, compile_, nproc, **flags):
+    """Train the network; writes OUT/metrics.jsonl, last.pt, best.pt, model.py, curves.png.
 
     Exit 2 on bad input, and when the loss turns nan/inf (the last good checkpoint is kept);
     130 on Ctrl-C, after saving OUT/last.pt to resume from."""
     from archc.train.checkpoint import load_checkpoint
     from archc.train.config import make_config
+    from archc.train.dist import leave, place_from_env
+    from archc.train.loop import Diverged, preflight
     from archc.train.loop import train as run_training
     net = compile_spec(spec, variant, sets, input_)
     if out is None and resume is None:
@@ -68,15 +80,46 @@ def train(spec, variant, sets, input_, data, out, resume, quiet, compile_, **fla
     section = ckpt["config"] if ckpt else net.train
     cfg = make_config(section, compile=compile_, **flags)
     dataset = _open_data(data, net, cfg)
-    tty = not quiet and sys.stderr.isatty()
-    # on a terminal, a batch counter rewritten in place on stderr; otherwise one line an epoch
+    place = place_from_env()
+    if nproc > 1 and not place.distributed:
+        # bad input is found here, once, rather than by every worker
+        preflight(net, dataset, cfg, nproc)
+        from archc.train.dist import launch
+        sys.exit(launch(nproc, _argv(ctx, drop={"nproc"})))
+    tty = not quiet and sys.stderr.isatty() and place.main
+    # on a terminal, a bar rewritten in place on stderr; otherwise one line an epoch
     progress = (lambda s: click.echo(f"\r{s}\x1b[K", nl=False, err=True)) if tty else None
     log = (lambda s: click.echo(f"\r\x1b[K{s}")) if tty else click.echo
     try:
         run_training(net, dataset, cfg, out or resume, resume=resume, quiet=quiet, log=log,
-                     progress=progress, checkpoint=ckpt)
+                     progress=progress, checkpoint=ckpt, place=place)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Diverged:
+        if place.main:
+            raise
+        sys.exit(2)                # every process stops; rank 0 alone says why
+    finally:
+        leave()
+
+
+def _argv(ctx: click.Context, drop: set[str]) -> list[str]:
+    """Arguments that repeat this command's invocation, for the worker processes."""
+    argv = [ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in drop or value is None or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            argv.append(str(value))
+        elif param.is_flag and param.secondary_opts:
+            argv.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            argv += [param.opts[0]] if value else []
+        else:
+            for v in value if param.multiple else (value,):
+                argv += [param.opts[0], str(v)]
+    return argv
 
 
 @main.command(name="eval")

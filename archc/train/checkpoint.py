@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -69,3 +72,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:     # a truncated or foreign file is bad input, not a crash
         raise SpecError(f"cannot read checkpoint {path}: {e}") from None
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Hold Ctrl-C back while files are written: a SIGINT inside the block is remembered, not
+    raised; the block gets a function that says whether one came. Outside the main thread,
+    where signals cannot be handled, it holds nothing back."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield lambda: bool(got)
+    finally:
+        signal.signal(signal.SIGINT, previous)

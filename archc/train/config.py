@@ -5,6 +5,8 @@
       lr: 0.1
       schedule: {name: cosine, warmup: 1}
       epochs: 30
+      augment: {crop: 4, flip: true, rotate: 10}                # random crop (padding 4), ...
+      normalize: {mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.243, 0.261]}   # or true/false
 
 Flat keys are accepted too (`momentum: 0.9` next to `optimizer: sgd`). Unknown keys are a
 SpecError with the nearest known name, as everywhere else in a spec.
@@ -45,12 +47,27 @@ class TrainConfig(BaseModel):
     deterministic: bool = False
     val_fraction: float = Field(0.1, ge=0, lt=1)
     workers: int = Field(0, ge=0)         # DataLoader workers for file data sets
-    normalize: bool = True                # with the train split's channel mean/std
+    normalize: bool = True                # by channel: with mean/std if given, else computed
+    mean: list[float] | None = None       # on the [0, 1] pixel scale, one value or one a channel
+    std: list[float] | None = None
+    # augmentation of training batches (archc.train.augment)
+    crop: int = Field(0, ge=0)            # random crop after padding by this many pixels
+    flip: bool = False                    # random horizontal flip
+    rotate: float = Field(0.0, ge=0, le=180)   # random rotation within +-degrees
     # hardware
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"
     compile: bool = False
     channels_last: bool = False
+    sync_bn: bool = False                 # SyncBatchNorm across processes (GPU runs)
+
+    @field_validator("mean", "std", mode="before")
+    @classmethod
+    def _numbers(cls, v):
+        # '0.5,0.5,0.5' from a flag, a bare number, or a list
+        if isinstance(v, str):
+            return [float(t) for t in v.split(",") if t.strip()]
+        return [v] if isinstance(v, (int, float)) else v
 
     @field_validator("optimizer", "schedule", "loss", "device", "amp", mode="before")
     @classmethod
@@ -60,11 +77,13 @@ class TrainConfig(BaseModel):
 
 FIELDS = list(TrainConfig.model_fields)
 # nested forms: `optimizer: {name: sgd, ...}`, `schedule: {name: cosine, ...}`, `loss: {...}`
-NESTED = {"optimizer", "schedule", "loss"}
+NESTED = {"optimizer", "schedule", "loss", "augment", "normalize"}
 ALIASES = {"weight-decay": "weight_decay", "batch-size": "batch_size", "wd": "weight_decay",
            "warmup_epochs": "warmup", "label-smoothing": "label_smoothing",
            "grad-clip": "grad_clip", "clip_grad": "grad_clip", "scheduler": "schedule",
-           "lr_schedule": "schedule", "cross-entropy": "cross_entropy"}
+           "lr_schedule": "schedule", "cross-entropy": "cross_entropy", "hflip": "flip",
+           "random_crop": "crop", "rotation": "rotate", "channels-last": "channels_last",
+           "sync-bn": "sync_bn", "val-fraction": "val_fraction"}
 
 
 def _flatten(section: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -75,6 +94,8 @@ def _flatten(section: Mapping[str, Any], where: str) -> dict[str, Any]:
             inner = dict(value)
             if "name" in inner:
                 flat[key] = inner.pop("name")
+            if key == "normalize":          # normalize: {mean, std} means normalise with these
+                flat["normalize"] = True
             flat.update(_flatten(inner, f"{where}.{key}"))
         elif key not in FIELDS:
             raise SpecError(f"{where}: unknown key '{key}'{did_you_mean(key, FIELDS)}; "

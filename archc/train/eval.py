@@ -9,8 +9,11 @@ from archc.emit.weights import load_state
 from archc.errors import SpecError
 from archc.train.checkpoint import load_checkpoint
 from archc.train.config import TrainConfig
-from archc.train.data import Data, channel_stats
-from archc.train.loop import Runner, _device, evaluate, fit_network
+from archc.train.data import Data
+from archc.train.dist import Place, device_for
+from archc.train.fit import fit_network
+from archc.train.loop import normalisation
+from archc.train.runner import Runner, evaluate
 
 
 def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "val",
@@ -29,9 +32,9 @@ def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "v
                                      "label_smoothing": saved["label_smoothing"]})
         mean, std = obj["normalize"]["mean"], obj["normalize"]["std"]
     else:
-        mean, std = channel_stats(data.train) if cfg.normalize else (torch.zeros(1), torch.ones(1))
+        mean, std = normalisation(cfg, data) if cfg.normalize else (torch.zeros(1), torch.ones(1))
     net = fit_network(net, data, cfg, say)
-    dev = _device(cfg)
+    dev = device_for(Place(), cfg.device)
     model = net.to_module()
     load_state(model, obj, path)                 # strict, with mismatches listed by name
     run = Runner(model.to(dev), cfg, dev, mean, std)

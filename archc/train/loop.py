@@ -1,11 +1,15 @@
 """The training loop: `train(net, data, cfg, out_dir)`.
 
 Writes out_dir/metrics.jsonl (one object per epoch), last.pt and best.pt (atomic), model.py
-(the emitted source) and run.json / spec.yaml (what was trained). A run interrupted with
-Ctrl-C saves last.pt at the exact batch it reached; `resume=` continues from there, and in
-deterministic mode ends with the same weights, bit for bit, as a run never interrupted.
-A loss that turns nan/inf stops the run with Diverged (a SpecError: the CLI exits 2), and
-leaves the last good checkpoint in place.
+(the emitted source), curves.png, and run.json / spec.yaml (what was trained). A run
+interrupted with Ctrl-C saves last.pt at the exact batch it reached; `resume=` continues from
+there, and in deterministic mode ends with the same weights, bit for bit, as a run never
+interrupted. A loss that turns nan/inf stops the run with Diverged (a SpecError: the CLI exits
+2), and leaves the last good checkpoint in place.
+
+Several processes (`place`, from torch.distributed.run's environment): the model is wrapped in
+DistributedDataParallel, each process walks its DistributedSampler share of every global batch,
+epoch metrics are summed over processes, and only rank 0 logs and writes files.
 """
 from __future__ import annotations
 
@@ -20,61 +24,23 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from archc.errors import SpecError
-from archc.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state, write_text_atomic
+from archc.train.checkpoint import (deferred_interrupt, load_checkpoint, rng_state, save_atomic, set_rng_state,
+                                    write_text_atomic)
 from archc.train.config import TrainConfig
-from archc.train.data import Data, TensorData, as_float, batches, channel_stats, sampler
+from archc.train.data import Data, channel_stats
+from archc.train.dist import Place, all_sum, device_for, join
+from archc.train.fit import fit_network
 from archc.train.optim import make_optimizer, make_scheduler
+from archc.train.report import Progress, epoch_line, write_curves
+from archc.train.runner import Runner, evaluate, iterate, on_device, per_process_batch
+
+__all__ = ["train", "preflight", "Diverged", "Runner", "fit_network", "evaluate", "normalisation"]
 
 
 class Diverged(SpecError):
     """The loss became nan or inf: the run stopped; the last good checkpoint is kept."""
-
-
-def fit_network(net, data: Data, cfg: TrainConfig, say: Callable[[str], None] = print):
-    """net, re-inferred where the data's sample shape or class count differs from the spec's."""
-    import archc
-    shape = tuple(int(s) for s in data.sample_shape)
-    classes = 1 if cfg.loss == "bce" else data.num_classes
-    if cfg.loss == "bce" and data.num_classes != 2:
-        raise SpecError(f"loss bce is for two classes; {data.name} has {data.num_classes}")
-    change: dict[str, Any] = {}
-    if tuple(net.input) != shape:
-        change["input"] = "x".join(map(str, shape))
-    out = tuple(net.output_shapes[0])
-    if out != (classes,) and "num_classes" in net.vars:
-        change["num_classes"] = classes
-    if change:
-        was = f"{_fmt(net.input)} -> {_fmt(out)}"
-        if net.file in ("<mapping>", "<string>") or not Path(net.file).exists():
-            raise SpecError(f"{data.name} gives {_fmt(shape)} samples in {classes} classes but the "
-                            f"spec takes {_fmt(net.input)} -> {_fmt(out)}; pass --input / --set num_classes")
-        vars_ = {**net.vars, **{k: v for k, v in change.items() if k != "input"}}
-        try:
-            net = archc.load(net.file, variant=net.variant, input=change.get("input"), **vars_)
-        except SpecError as e:
-            raise SpecError(f"{data.name} gives {_fmt(shape)} samples but the spec takes "
-                            f"{_fmt(net.input)}, and does not work at {_fmt(shape)}: {e}. Use data "
-                            f"of the spec's shape, or a spec that fits the data") from None
-        say(f"note: {', '.join(f'{k}={v}' for k, v in change.items())} to fit {data.name} "
-            f"(the spec says {was})")
-    out = tuple(net.output_shapes[0])
-    if out != (classes,):
-        raise SpecError(f"the network outputs {_fmt(out)} per sample but {data.name} needs "
-                        f"{classes} logits; give the spec a num_classes var or --set it")
-    return net
-
-
-def _fmt(shape) -> str:
-    return "x".join(map(str, shape))
-
-
-def _device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise SpecError("--device cuda: no CUDA device is available")
-    return torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def _setup(cfg: TrainConfig, dev: torch.device) -> None:
@@ -86,87 +52,69 @@ def _setup(cfg: TrainConfig, dev: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-class Runner:
-    """What one step and one evaluation need: model, device, normalisation, loss."""
-
-    def __init__(self, model, cfg: TrainConfig, dev: torch.device, mean, std):
-        self.model, self.cfg, self.dev = model, cfg, dev
-        self.fwd = torch.compile(model) if cfg.compile else model
-        self.mean, self.std = mean.to(dev), std.clamp_min(1e-8).to(dev)
-        self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-
-    def prep(self, x, y):
-        x = as_float(x.to(self.dev, non_blocking=True))
-        if self.cfg.normalize:
-            view = (1, -1) + (1,) * (x.ndim - 2)
-            x = (x - self.mean.view(view)) / self.std.view(view)
-        if x.ndim == 4:
-            x = x.contiguous(memory_format=self.fmt)
-        return x, y.to(self.dev, non_blocking=True)
-
-    def forward(self, x, y):
-        """(loss, number correct) of a batch, both on the device (no host sync)."""
-        with torch.autocast(self.dev.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-            out = self.fwd(x)
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        losses = [self.loss(o.float(), y) for o in outs]
-        loss = losses[0] + self.cfg.aux_weight * sum(losses[1:]) if len(losses) > 1 else losses[0]
-        main = outs[0].detach()
-        pred = (main.squeeze(1) > 0).long() if self.cfg.loss == "bce" else main.argmax(1)
-        return loss, (pred == y).sum()
-
-    def loss(self, logits, y):
-        if self.cfg.loss == "bce":
-            return F.binary_cross_entropy_with_logits(logits.squeeze(1), y.float())
-        return F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+def _check(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> None:
+    """Settings that cannot work with this data or device, refused before any work."""
+    per_process_batch(cfg, place)
+    if (cfg.crop or cfg.flip or cfg.rotate) and len(data.sample_shape) != 3:
+        raise SpecError(f"augmentation (crop, flip, rotate) is for images; {data.name} samples "
+                        f"are {'x'.join(map(str, data.sample_shape))}")
+    channels = data.sample_shape[0]
+    for name in ("mean", "std"):
+        given = getattr(cfg, name)
+        if given is not None and len(given) not in (1, channels):
+            raise SpecError(f"train.{name} has {len(given)} values; {data.name} has {channels} "
+                            f"channel{'s' * (channels != 1)} (give 1 or {channels})")
+    if cfg.sync_bn and place.distributed and dev.type != "cuda":
+        raise SpecError("sync_bn needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
+                        "on CPU each process normalises with its own batch statistics")
 
 
-def iterate(split, cfg: TrainConfig, dev, *, shuffle: bool, epoch: int):
-    """Batches of a split: tensor slices for in-memory data, a DataLoader for file data."""
-    if isinstance(split, TensorData):
-        return batches(split, cfg.batch_size, shuffle=shuffle, seed=cfg.seed, epoch=epoch)
-    from torch.utils.data import DataLoader
-    s = sampler(split, shuffle=shuffle, seed=cfg.seed)
-    s.set_epoch(epoch)
-    return iter(DataLoader(split, cfg.batch_size, sampler=s, num_workers=cfg.workers,
-                           pin_memory=dev.type == "cuda", persistent_workers=False))
+def preflight(net, data: Data, cfg: TrainConfig, world_size: int) -> None:
+    """Everything train() would refuse, checked once before processes are launched."""
+    fit_network(net, data, cfg, lambda s: None)
+    wants_gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    dev = device_for(Place(), cfg.device)
+    if wants_gpu and world_size > torch.cuda.device_count():
+        raise SpecError(f"--nproc {world_size}: only {torch.cuda.device_count()} GPUs are visible")
+    _check(cfg, data, dev, Place(0, world_size))
 
 
-@torch.no_grad()
-def evaluate(run: Runner, split, cfg: TrainConfig) -> dict[str, float]:
-    run.model.eval()
-    total = torch.zeros(2, device=run.dev, dtype=torch.float64)
-    n = 0
-    for x, y in iterate(split, cfg, run.dev, shuffle=False, epoch=0):
-        x, y = run.prep(x, y)
-        loss, correct = run.forward(x, y)
-        total += torch.stack([loss.double() * len(y), correct.double()])
-        n += len(y)
-    loss_sum, correct = total.tolist()          # the one host sync of an evaluation
-    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1)}
+def normalisation(cfg: TrainConfig, data: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) by channel: the given ones, else the train split's."""
+    if cfg.mean is not None and cfg.std is not None:
+        return torch.tensor(cfg.mean), torch.tensor(cfg.std)
+    mean, std = channel_stats(data.train)
+    return (torch.tensor(cfg.mean) if cfg.mean is not None else mean,
+            torch.tensor(cfg.std) if cfg.std is not None else std)
 
 
-def _on_device(split, dev):
-    # an in-memory split fits on the device: move it once rather than copying every batch
-    if isinstance(split, TensorData) and dev.type == "cuda":
-        return TensorData(split.x.to(dev), split.y.to(dev))
-    return split
+def _wrap(model, cfg: TrainConfig, dev: torch.device, place: Place):
+    """The module training steps call: DistributedDataParallel over several processes."""
+    if not place.distributed:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+    if cfg.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
 def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool = False,
-          log: Callable[[str], None] = print,
-          progress: Callable[[str], None] | None = None, checkpoint: dict | None = None) -> list[dict]:
+          log: Callable[[str], None] = print, progress: Callable[[str], None] | None = None,
+          checkpoint: dict | None = None, place: Place = Place()) -> list[dict]:
     """Train net on data; returns the metrics history (one dict per epoch). log gets one line
-    per epoch (none when quiet); progress, if given (a terminal), a batch counter twice a
-    second, which needs no host sync. `checkpoint` is resume's last.pt when the caller has
-    already read it (the CLI reads the run's settings from it)."""
-    say = (lambda s: None) if quiet else log
+    per epoch (none when quiet); progress, if given (a terminal), a bar redrawn twice a second,
+    which needs no host sync. `checkpoint` is resume's last.pt when the caller has already read
+    it (the CLI reads the run's settings from it). `place`: this process's rank and world size
+    (rank 0 of 1 unless launched by torch.distributed.run)."""
+    say = log if place.main and not quiet else (lambda s: None)
+    progress = progress if place.main else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = fit_network(net, data, cfg, say)
-    dev = _device(cfg)
+    dev = device_for(place, cfg.device)
+    _check(cfg, data, dev, place)
     _setup(cfg, dev)
+    join(place, dev)
     ckpt = checkpoint if checkpoint is not None else load_checkpoint(resume) if resume is not None else None
     if ckpt is None:
         torch.manual_seed(cfg.seed), np.random.seed(cfg.seed % 2**32), random.seed(cfg.seed)
@@ -177,10 +125,10 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
         model.load_state_dict(ckpt["model"])
         mean, std = ckpt["normalize"]["mean"], ckpt["normalize"]["std"]
     else:
-        mean, std = channel_stats(data.train)
-    run = Runner(model, cfg, dev, mean, std)
-    train_split, val_split = _on_device(data.train, dev), _on_device(data.val, dev)
-    steps = -(-len(data.train) // cfg.batch_size)
+        mean, std = normalisation(cfg, data)
+    run = Runner(model, cfg, dev, mean, std, train_model=_wrap(model, cfg, dev, place))
+    train_split, val_split = on_device(data.train, dev), on_device(data.val, dev)
+    steps = len(range(0, -(-len(data.train) // place.world_size), per_process_batch(cfg, place)))
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, steps)
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16")
@@ -191,12 +139,13 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
         sched.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         history, start = list(ckpt["history"]), ckpt["epoch"]
-        skip, partial = ckpt.get("step", 0), ckpt.get("partial")
+        skip, partial = ckpt.get("step", 0), ckpt.get("partial") if place.main else None
         set_rng_state(ckpt["rng"])
         say(f"resuming from {resume} at epoch {start + 1}" + (f", batch {skip + 1}" if skip else ""))
-    _write_run_files(net, data, cfg, out)
-    # rewrite the log from the checkpoint: epochs after it (from a crashed run) are dropped
-    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    if place.main:
+        _write_run_files(net, data, cfg, out)
+        # rewrite the log from the checkpoint: epochs after it (from a crashed run) are dropped
+        write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     def state(epoch: int, step: int = 0, part=None) -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -204,22 +153,28 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 "epoch": epoch, "step": step, "partial": part, "rng": rng_state(),
                 "history": list(history), "config": cfg.model_dump(),
                 "normalize": {"mean": mean.cpu(), "std": std.cpu()},
-                "spec": {"file": net.file, "variant": net.variant, "input": list(net.input)}}
+                "spec": {"file": net.file, "variant": net.variant, "input": list(net.input)},
+                "world_size": place.world_size}
 
     best = max((_score(h) for h in history), default=None)
     for epoch in range(start, cfg.epochs):
-        model.train()
-        t0 = time.perf_counter()
         acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
-        seen, done, shown = 0, skip, t0
+        seen, done = 0, skip
         if partial is not None:
             acc += partial["acc"].to(dev)
             seen = partial["seen"]
-        it = itertools.islice(iterate(train_split, cfg, dev, shuffle=True, epoch=epoch), skip, None)
-        skip, partial = 0, None
         try:
+            if place.distributed:
+                # each process its own dropout/augmentation draws, the same after a resume
+                torch.manual_seed(cfg.seed + place.rank + place.world_size * epoch)
+            model.train()
+            t0 = time.perf_counter()
+            bar = Progress(progress, epoch + 1, cfg.epochs, steps, place.world_size)
+            it = itertools.islice(iterate(train_split, cfg, dev, shuffle=True, epoch=epoch, place=place),
+                                  skip, None)
+            skip, partial = 0, None
             for x, y in it:
-                x, y = run.prep(x, y)
+                x, y = run.prep(x, y, train=True)
                 loss, correct = run.forward(x, y)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -232,11 +187,11 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 acc += torch.stack([loss.detach().double() * len(y), correct.double()])
                 seen += len(y)
                 done += 1
-                if progress is not None and time.perf_counter() - shown > 0.5:
-                    shown = time.perf_counter()
-                    progress(f"epoch {epoch + 1}/{cfg.epochs}  batch {done}/{steps}")
-            loss_sum, correct = acc.tolist()         # the one host sync of the epoch
-            train_loss = loss_sum / max(seen, 1)
+                bar.update(done, seen)
+            # the one host sync of the epoch, summed over processes
+            sums = torch.cat([acc, torch.tensor([seen], dtype=torch.float64, device=dev)])
+            loss_sum, correct, total = all_sum(sums).tolist()
+            train_loss = loss_sum / max(total, 1)
             if not np.isfinite(train_loss):
                 kept = f"{out / 'last.pt'} (epoch {start if not history else history[-1]['epoch']})" \
                     if (out / "last.pt").exists() else "none (it diverged in the first epoch)"
@@ -244,29 +199,48 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                                f"Last good checkpoint: {kept}. Try a lower --lr (now {cfg.lr:g}), "
                                f"grad_clip, or warmup")
             seconds = time.perf_counter() - t0
-            rec = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": correct / max(seen, 1),
+            rec = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": correct / max(total, 1),
                    "val_loss": None, "val_acc": None}
             if val_split is not None:
-                v = evaluate(run, val_split, cfg)
+                v = evaluate(run, val_split, cfg, place)
                 rec.update(val_loss=v["loss"], val_acc=v["acc"])
         except KeyboardInterrupt:
             # saved at the batch reached (all of them, if in validation): resume finishes the epoch
-            save_atomic(state(epoch, done, {"acc": acc.cpu(), "seen": seen}), out / "last.pt")
-            say(f"interrupted in epoch {epoch + 1} at batch {done}: saved {out / 'last.pt'}; "
-                f"continue with --resume {out}")
+            if place.main:
+                _save_interrupted(state(epoch, done, {"acc": acc.cpu(), "seen": seen}), out)
+                say(f"interrupted in epoch {epoch + 1} at batch {done}: saved {out / 'last.pt'}; "
+                    f"continue with --resume {out}")
             raise
         rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 4),
-                   samples_per_s=round(seen / max(seconds, 1e-9), 1))
+                   samples_per_s=round(total / max(seconds, 1e-9), 1))
         history.append(rec)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        save_atomic(state(epoch + 1), out / "last.pt")
-        if best is None or _score(rec) > best:
-            best = _score(rec)
-            shutil.copyfile(out / "last.pt", out / ".best.pt.tmp")
-            os.replace(out / ".best.pt.tmp", out / "best.pt")
-        say(_line(rec, cfg.epochs))
+        with deferred_interrupt() as interrupted:    # an epoch's files are written whole
+            if place.main:
+                best = _record(rec, history, best, state(epoch + 1), out)
+        say(epoch_line(rec, cfg.epochs))
+        if interrupted():
+            say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with --resume {out}")
+            raise KeyboardInterrupt
     return history
+
+
+def _record(rec: dict, history: list[dict], best, state: dict, out: Path):
+    """An epoch's files: its metrics line, last.pt, best.pt when it is the best, curves.png."""
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    save_atomic(state, out / "last.pt")
+    if best is None or _score(rec) > best:
+        best = _score(rec)
+        shutil.copyfile(out / "last.pt", out / ".best.pt.tmp")
+        os.replace(out / ".best.pt.tmp", out / "best.pt")
+    write_curves(history, out / "curves.png")
+    return best
+
+
+def _save_interrupted(state: dict, out: Path) -> None:
+    # a second Ctrl-C while saving would leave the older last.pt: the file goes down first
+    with deferred_interrupt():
+        save_atomic(state, out / "last.pt")
 
 
 def _score(rec: dict) -> tuple:
@@ -274,13 +248,6 @@ def _score(rec: dict) -> tuple:
     if rec.get("val_acc") is not None:
         return (rec["val_acc"], -rec["val_loss"])
     return (rec["train_acc"], -rec["train_loss"])
-
-
-def _line(rec: dict, epochs: int) -> str:
-    val = "" if rec["val_acc"] is None else f"  val_loss {rec['val_loss']:.4f}  val_acc {rec['val_acc']:.4f}"
-    return (f"epoch {rec['epoch']}/{epochs}  train_loss {rec['train_loss']:.4f}  "
-            f"train_acc {rec['train_acc']:.4f}{val}  lr {rec['lr']:.3g}  "
-            f"{rec['seconds']:.1f}s  {rec['samples_per_s']:.0f} samples/s")
 
 
 def _write_run_files(net, data: Data, cfg: TrainConfig, out: Path) -> None:

@@ -10,19 +10,19 @@ DataLoader(ds, batch_size, sampler=sampler(ds, seed=...), num_workers=...) with
 sampler.set_epoch(e) each epoch. Both yield uint8 pixels or floats; as_float() scales a batch
 to [0, 1] and channel_stats() gives the per-channel mean/std on that scale.
 
-Several processes (DDP): every rank draws the same seeded permutation of the epoch and takes
-perm[rank::world_size] (padded to a multiple of world_size so that the ranks step together):
-batches(..., rank=r, world_size=w) for TensorData, sampler(..., rank=r, world_size=w) for
-Datasets, in place of torch's DistributedSampler.
+Several processes (DDP): sampler() is torch's DistributedSampler, and batches(..., rank=r,
+world_size=w) walks in-memory data in exactly DistributedSampler's order (every rank draws the
+same seeded permutation and takes perm[rank::world_size], padded so that the ranks step
+together).
 """
 from __future__ import annotations
 
 from archc.errors import SpecError, did_you_mean
 from archc.train.data.core import (
-    Data, DataError, EpochSampler, TensorData, as_float, batches, channel_stats, order, sampler, split_indices)
+    Data, DataError, TensorData, as_float, batches, channel_stats, order, sampler, split_indices)
 from archc.train.data.remote import data_root, download
 
-__all__ = ["open_data", "Data", "DataError", "TensorData", "EpochSampler", "as_float", "batches",
+__all__ = ["open_data", "Data", "DataError", "TensorData", "as_float", "batches",
            "channel_stats", "order", "sampler", "split_indices", "data_root", "download"]
 SOURCES = ["mnist", "fashion-mnist", "cifar10", "cifar100", "imagefolder", "files", "digits",
            "synthetic"]

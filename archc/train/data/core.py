@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from archc.errors import SpecError
 
@@ -76,24 +76,22 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
 
 def order(n: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, rank: int = 0,
           world_size: int = 1, drop_last: bool = False) -> torch.Tensor:
-    """The indices one rank visits in one epoch. The permutation depends on (seed, epoch) only,
-    so every rank draws the same one and takes the slice rank::world_size of it. Like torch's
-    DistributedSampler, the permutation is padded by wrapping around (or cut, with drop_last)
-    to a multiple of world_size, so that all ranks run the same number of steps."""
+    """The indices one rank visits in one epoch: exactly the sequence of torch's
+    DistributedSampler(num_replicas=world_size, rank=rank, shuffle, seed, drop_last) after
+    set_epoch(epoch), so in-memory and file data, one process or many, walk the same order.
+    Every rank draws the same permutation (seeded by seed + epoch), pads it by wrapping around
+    (or cuts it, with drop_last) to a multiple of world_size, and takes perm[rank::world_size]."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, {world_size})")
     if shuffle:
-        # seed and epoch in separate halves of the generator's seed: (0, 1) and (1, 0) differ
-        g = torch.Generator().manual_seed(((seed & 0xFFFFFFFF) << 32) | (epoch & 0xFFFFFFFF))
-        perm = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
     else:
         perm = torch.arange(n)
-    if world_size > 1:
-        if drop_last:
-            perm = perm[: n - n % world_size]
-        elif n % world_size:
-            pad = world_size - n % world_size
-            perm = torch.cat([perm, perm.repeat(pad // max(n, 1) + 1)[:pad]])
+    if drop_last:
+        perm = perm[: n - n % world_size]
+    elif n % world_size:
+        pad = world_size - n % world_size
+        perm = torch.cat([perm, perm.repeat(pad // max(n, 1) + 1)[:pad]])
     return perm[rank::world_size]
 
 
@@ -109,38 +107,13 @@ def batches(data: TensorData, batch_size: int, shuffle: bool = True, seed: int =
         yield data[idx[start:start + batch_size]]
 
 
-class EpochSampler(Sampler[int]):
-    """The sampler hook for file datasets in a DataLoader: the same order() as batches(), with
-    DistributedSampler's interface (set_epoch before each epoch), so one code path serves one
-    process or many."""
-
-    def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = False):
-        self.n, self.shuffle, self.seed = n, shuffle, seed
-        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _order(self) -> torch.Tensor:
-        return order(self.n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
-                     rank=self.rank, world_size=self.world_size, drop_last=self.drop_last)
-
-    def __iter__(self):
-        return iter(self._order().tolist())
-
-    def __len__(self) -> int:
-        return len(self._order())
-
-
 def sampler(dataset: Sequence, *, shuffle: bool = True, seed: int = 0, rank: int = 0,
-            world_size: int = 1, drop_last: bool = False) -> EpochSampler:
-    """A sampler for DataLoader(dataset, sampler=...). The loop calls .set_epoch(epoch) on it
-    each epoch; with several processes it passes rank and world_size (where it would have used
-    torch's DistributedSampler)."""
-    return EpochSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank,
-                        world_size=world_size, drop_last=drop_last)
+            world_size: int = 1, drop_last: bool = False) -> DistributedSampler:
+    """torch's DistributedSampler for DataLoader(dataset, sampler=...), one process or many
+    (rank and world size are given, so no process group is needed to make it). The loop calls
+    .set_epoch(epoch) on it each epoch."""
+    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                              seed=seed, drop_last=drop_last)
 
 
 def channel_stats(data: TensorData | Dataset, batch_size: int = 4096,
@@ -152,7 +125,9 @@ def channel_stats(data: TensorData | Dataset, batch_size: int = 4096,
         chunks = (data.x[i:i + batch_size] for i in range(0, len(data), batch_size))
     else:
         from torch.utils.data import DataLoader
-        chunks = (x for x, _ in DataLoader(data, batch_size=256, num_workers=workers))
+        # its own generator: reading must not move the global RNG (see runner.iterate)
+        loader = DataLoader(data, batch_size=256, num_workers=workers, generator=torch.Generator())
+        chunks = (x for x, _ in loader)
     total = count = sq = None
     for x in chunks:
         x = as_float(x).double().transpose(0, 1).flatten(1)  # [C, N*H*W]
