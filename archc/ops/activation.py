@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from archc.errors import did_you_mean
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Tensor, register
+from archc.ops.base import Saved
 
 
 class InplaceArgs(OpArgs):
@@ -37,6 +38,12 @@ class PReLUArgs(OpArgs):
     init: float = 0.25
 
 
+# What each activation keeps for backward: its result (relu, sigmoid, tanh; leaky_relu and elu
+# when in place), else its input; in place, such an op makes autograd copy the input first.
+KEEPS_RESULT = {"relu", "sigmoid", "tanh"}
+KEEPS_RESULT_IN_PLACE = {"leaky_relu", "elu"}
+
+
 def activation(name: str, torch_cls: str, cost: int = 1, args: type[OpArgs] = InplaceArgs,
                kwargs: dict[str, str] | None = None, defaults: dict | None = None):
     """Register an op that maps to one nn module; `kwargs` maps torch arg name -> spec arg."""
@@ -53,6 +60,15 @@ def activation(name: str, torch_cls: str, cost: int = 1, args: type[OpArgs] = In
         def module(self, a, ins, out):
             return Ctor(f"nn.{torch_cls}", [(t, getattr(a, s)) for t, s in kwargs.items()],
                         defaults=defaults)
+        def saved_for_backward(self, a, ins, out):
+            inplace = getattr(a, "inplace", False)
+            if self.name in KEEPS_RESULT or (inplace and self.name in KEEPS_RESULT_IN_PLACE):
+                return [Saved("out")]
+            return [Saved("input_copy", ins[0])] if inplace else [Saved("in0")]
+
+        def shares_input(self, a):
+            return getattr(a, "inplace", False)
+
 
     Activation.__name__ = Activation.__qualname__ = torch_cls
     register(name)(Activation)
@@ -87,6 +103,13 @@ class Softmax(Op):
     def module(self, a: SoftmaxArgs, ins, out):
         dim = a.dim + 1 if a.dim >= 0 else a.dim   # shift past the batch dimension
         return Ctor("nn.Softmax", [("dim", dim)])
+
+    def reach(self, a: SoftmaxArgs, ins, out):
+        # along the channels it reads one position; along a spatial dim, all of them
+        return super().reach(a, ins, out) if a.dim % len(ins[0]) == 0 else None
+
+    def saved_for_backward(self, a, ins, out):
+        return [Saved("out")]
 
 
 @register("prelu")

@@ -98,6 +98,37 @@ class Op:
         """Forward expression for ops without a module (merges), over input variable names."""
         raise NotImplementedError(self.name)
 
+    # -- presentation -------------------------------------------------------------------
+    quiet: ClassVar[frozenset[str]] = frozenset({"inplace", "names"})   # args that change no result
+
+    def describe(self, a: OpArgs, ins: list[Shape]) -> str:
+        """A short label for diagrams: the op's name, then the args set away from their defaults."""
+        parts = [self.name]
+        for key, f in type(a).model_fields.items():
+            v = getattr(a, key)
+            if key not in self.quiet and (f.is_required() or v != f.default):
+                parts.append(f"{key}={brief(v)}")
+        return " ".join(parts)
+
+    # -- receptive field and training memory --------------------------------------------
+    def reach(self, a: OpArgs, ins: list[Shape], out: Shape) -> tuple[Reach, ...] | None:
+        """Which input positions each output position reads, one Reach per spatial dim; None:
+        every output reads the whole input (global pools, flatten, linear). Default: an op that
+        keeps the spatial size reads the same position (activations, norms, merges)."""
+        if len(out) >= 2 and all(len(x) == len(out) and x[1:] == out[1:] for x in ins):
+            return (Reach(),) * (len(out) - 1)
+        return None
+
+    def saved_for_backward(self, a: OpArgs, ins: list[Shape], out: Shape) -> list[Saved]:
+        """The tensors autograd keeps from this op for the backward pass (weights excluded: they
+        are parameters). Default: its inputs, as most ops with arithmetic do; ops that only
+        move values, and ops that keep their output or extra tensors, say so."""
+        return [Saved(f"in{i}") for i in range(len(ins))]
+
+    def shares_input(self, a: OpArgs) -> bool:
+        """True when the output is the first input's storage: a view, or an in-place op."""
+        return False
+
 
 REGISTRY: dict[str, Op] = {}
 
@@ -149,3 +180,65 @@ def window_out(size: int, k: int, s: int, d: int, lo: int, hi: int, ceil_mode: b
             n -= 1
         return n
     return span // s + 1
+
+
+def brief(v) -> str:
+    """An arg value as a diagram shows it: lists as 3x3, floats without trailing zeros."""
+    if isinstance(v, (list, tuple)):
+        return "x".join(brief(x) for x in v)
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def window_text(k, stride, ins: list[Shape]) -> str:
+    """'3x3 /2': a kernel and stride over the spatial dims of the input (an int fills every dim)."""
+    rank = len(ins[0]) - 1 if ins and len(ins[0]) > 1 else 2
+    text = brief(k if isinstance(k, (list, tuple)) else [k] * rank)
+    strides = stride if isinstance(stride, (list, tuple)) else [stride]
+    return text + (f" /{brief(stride)}" if any(s != 1 for s in strides) else "")
+
+
+# -- receptive fields and saved tensors ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reach:
+    """Along one spatial dim, output position i reads input positions i * stride - pad up to
+    i * stride - pad + span - 1 (a window of span = (k - 1) * dilation + 1). Upsampling and
+    transposed convolutions have fractional strides (Fractions)."""
+    span: Any = 1
+    stride: Any = 1
+    pad: Any = 0
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A tensor an op keeps for its backward pass. `ref` is 'in0', 'in1', ... (an input: the
+    producer's tensor), 'out' (the op's output), or a name of the op's own for a tensor only it
+    makes (a mask, indices, a padded copy), with its per-sample shape. The memory estimate
+    counts each tensor once, however many ops save it (PyTorch keeps one storage).
+    dtype: 'act' (the activation dtype), 'int64', 'bool', 'float32' or 'mask' (a dropout mask:
+    bool in the fused CUDA kernel, the activation dtype on the CPU)."""
+    ref: str
+    shape: Shape = ()
+    dtype: str = "act"
+    batched: bool = True     # False: one copy per batch (batch-norm statistics)
+
+
+def chain_saved(steps, src: str = "in0", dst: str = "out", prefix: str = "t") -> list[Saved]:
+    """What ops run one after another save, in the chain's terms: the first reads `src`, the
+    last writes `dst`, tensors in between are the chain's own (`prefix` + step). `steps` holds
+    (op, args, in shape, out shape). A step that shares its input's storage (in place, a view)
+    names no new tensor, so a tensor saved by two steps is named once."""
+    names, shapes = [src], {src: steps[0][2] if steps else ()}
+    for j, (op, a, x, y) in enumerate(steps):
+        names.append(names[-1] if op.shares_input(a) else f"{prefix}{j}")
+        shapes.setdefault(names[-1], y)
+    rename = {names[-1]: dst} if names[-1] != src else {}
+    saved = []
+    for j, (op, a, x, y) in enumerate(steps):
+        for s in op.saved_for_backward(a, [x], y):
+            ref = names[j] if s.ref == "in0" else names[j + 1] if s.ref == "out" else None
+            if ref is None:
+                saved.append(Saved(f"{prefix}{j}.{s.ref}", s.shape, s.dtype, s.batched))
+            else:
+                saved.append(Saved(rename.get(ref, ref), shapes[ref]))
+    return saved

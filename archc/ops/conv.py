@@ -1,6 +1,7 @@
 """Convolutions. Dimensionality (1d/2d/3d) follows the input rank."""
 from __future__ import annotations
 
+from fractions import Fraction
 from math import prod
 from typing import Literal
 
@@ -8,6 +9,8 @@ from pydantic import Field
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, ntuple, register, same_pad, spatial_rank, window_out
+from archc.ops.base import brief, window_text
+from archc.ops.base import Reach, Saved
 
 IntOrList = int | list[int]
 Padding = int | list[int] | Literal["same", "valid"]
@@ -90,11 +93,24 @@ CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": 
                  "padding_mode": "zeros"}
 
 
+def conv_text(name: str, a, ins, out) -> str:
+    """'conv 3x3 /2, 64' (+ ', g32' grouped, ', d2' dilated): a conv's label in diagrams."""
+    text = f"{name} {window_text(a.k, a.stride, ins)}" + (f", {out}" if out else "")
+    groups = getattr(a, "groups", 1)
+    if groups > 1:
+        text += ", depthwise" if groups == ins[0][0] else f", g{groups}"
+    dilation = a.dilation if isinstance(a.dilation, list) else [a.dilation]
+    return text + (f", d{brief(a.dilation)}" if any(d != 1 for d in dilation) else "")
+
+
 @register("conv")
 class Conv(Op):
     Args = ConvArgs
     short = "out"
     doc = "Convolution (1d/2d/3d by input rank); pad int/list/'same'/'valid'."
+
+    def describe(self, a: ConvArgs, ins):
+        return conv_text(self.name, a, ins, a.out)
 
     def geometry(self, a: ConvArgs, x: Shape):
         return self.memo(a, x, lambda: self._geometry(a, x))
@@ -148,6 +164,16 @@ class Conv(Op):
             conv.args.append(("pad", f_pad(pads)))
             conv.support = (PADDED_CONV.replace("{n}", str(n)),)
         return conv
+
+    def reach(self, a: ConvArgs, ins, out):
+        _, k, s, d, pads = self.geometry(a, ins[0])
+        return window_reach(k, s, d, pads)
+
+    def saved_for_backward(self, a: ConvArgs, ins, out):
+        pads = self.geometry(a, ins[0])[4]
+        if torch_padding(pads) is None:     # PaddedConv saves the padded copy, not its input
+            return [Saved("padded", padded_shape(ins[0], pads))]
+        return [Saved("in0")]
 
 
 class ConvTransposeArgs(OpArgs):
@@ -217,3 +243,20 @@ class ConvTranspose(Op):
             ("groups", a.groups), ("bias", a.bias), ("dilation", compact(d))], npos=3,
             defaults={"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True,
                       "dilation": 1})
+
+    def reach(self, a: ConvTransposeArgs, ins, out):
+        # output o gathers inputs i with i * s - p + t * d = o (t < k): i from (o + p - (k-1) d) / s
+        # to (o + p) / s, so a window of (k - 1) d / s + 1 inputs at a fractional stride 1 / s
+        _, k, s, d, p, _ = self.geometry(a, ins[0])
+        return tuple(Reach(Fraction((k[i] - 1) * d[i], s[i]) + 1, Fraction(1, s[i]),
+                           Fraction((k[i] - 1) * d[i] - p[i], s[i])) for i in range(len(k)))
+
+
+def window_reach(k, s, d, pads) -> tuple[Reach, ...]:
+    """A sliding window's reach per spatial dim; only the leading padding moves the start."""
+    return tuple(Reach((k[i] - 1) * d[i] + 1, s[i], pads[i][0]) for i in range(len(k)))
+
+
+def padded_shape(x: Shape, pads) -> Shape:
+    """[C, *spatial] after explicit padding (the copy PaddedConv / PaddedPool make)."""
+    return (x[0], *(x[1 + i] + lo + hi for i, (lo, hi) in enumerate(pads)))

@@ -11,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 from archc.errors import ShapeError
 from archc.ops.activation import ActSpec, act_of
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Shape, Tensor, register, spatial_rank
-from archc.ops.conv import PADDED_CONV, ConvArgs, IntOrList, Padding
+from archc.ops.base import chain_saved
+from archc.ops.conv import PADDED_CONV, ConvArgs, IntOrList, Padding, conv_text
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
@@ -55,6 +56,9 @@ class DWConv(Op):
     short = "k"
     doc = "Depthwise convolution (groups = input channels); out = channels x mult."
 
+    def describe(self, a: DWConvArgs, ins):
+        return conv_text(self.name, a, ins, a.out or (f"x{a.mult}" if a.mult > 1 else None))
+
     def infer(self, a, ins):
         return conv().infer(depthwise(a, ins[0][0]), ins)
 
@@ -69,6 +73,12 @@ class DWConv(Op):
 
     def module(self, a, ins, out):
         return conv().module(depthwise(a, ins[0][0]), ins, out)
+
+    def reach(self, a, ins, out):
+        return conv().reach(depthwise(a, ins[0][0]), ins, out)
+
+    def saved_for_backward(self, a, ins, out):
+        return conv().saved_for_backward(depthwise(a, ins[0][0]), ins, out)
 
 
 # -- depthwise-separable -----------------------------------------------------------------------
@@ -107,6 +117,9 @@ class SepConv(Op):
     Args = SepConvArgs
     short = "out"
     doc = "Depthwise-separable convolution: depthwise conv1 + 1x1 pointwise, one module."
+
+    def describe(self, a: SepConvArgs, ins):
+        return conv_text(self.name, a, ins, a.out)
 
     def parts(self, a: SepConvArgs, x: Shape):
         dw = ConvArgs(out=x[0] * a.mult, k=a.k, stride=a.stride, pad=a.pad, dilation=a.dilation,
@@ -152,6 +165,14 @@ class SepConv(Op):
         if padded:
             c.args.append(("pad", arg["pad"]))
         return c
+
+    def reach(self, a, ins, out):
+        dw, mid, _ = self.parts(a, ins[0])
+        return conv().reach(dw, ins, mid)       # the 1x1 pointwise conv reads one position
+
+    def saved_for_backward(self, a, ins, out):
+        dw, mid, pw = self.parts(a, ins[0])
+        return chain_saved([(conv(), dw, ins[0], mid), (conv(), pw, mid, out)])
 
 
 # -- conv + bn + activation as one nn.Sequential -------------------------------------------------
@@ -206,6 +227,10 @@ class ConvBN(Op):
     short = "out"
     doc = "Convolution + batch norm + activation (relu; `act: none` for none) as one module."
 
+    def describe(self, a: ConvBNArgs, ins):
+        act = a.act if not isinstance(a.act, dict) else next(iter(a.act))
+        return conv_text(self.name, a, ins, a.out) + {"relu": "", "none": ", no act", None: ", no act"}.get(act, f", {act}")
+
     def parts(self, a: ConvBNArgs, x: Shape):
         """[(child name, op, args, in shape, out shape)] of the conv, bn and activation."""
         c = ConvArgs(out=a.out, k=a.k, stride=a.stride, pad=a.pad, dilation=a.dilation,
@@ -239,3 +264,10 @@ class ConvBN(Op):
     def module(self, a, ins, out):
         return Ctor("nn.Sequential", [(name, op.module(args, [x], y))
                                       for name, op, args, x, y in self.parts(a, ins[0])])
+
+    def reach(self, a, ins, out):
+        _, op, args, x, y = self.parts(a, ins[0])[0]
+        return op.reach(args, [x], y)       # the conv's; bn and the activation are pointwise
+
+    def saved_for_backward(self, a, ins, out):
+        return chain_saved([(op, args, x, y) for _, op, args, x, y in self.parts(a, ins[0])])

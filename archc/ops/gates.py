@@ -8,6 +8,8 @@ from pydantic import Field, field_validator, model_validator
 from archc.errors import ShapeError
 from archc.ops.activation import ActSpec, act_of
 from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, register, spatial_rank
+from archc.ops.base import REGISTRY, Saved, chain_saved
+from archc.ops.conv import ConvArgs
 
 # fc1/fc2 as 1x1 convs with bias: torchvision's SqueezeExcitation and timm's SEModule keys.
 SQUEEZE_EXCITATION = '''
@@ -101,3 +103,18 @@ class SqueezeExcitation(Op):
         if (gate.name, ga) != ("sigmoid", gate.Args()):
             args.append(("gate", gate.module(ga, [(1,)], (1,))))
         return Ctor(name, args, npos=2, support=(src,))
+
+    def reach(self, a, ins, out):
+        return None     # the gate is computed from the mean over every position
+
+    def saved_for_backward(self, a, ins, out):
+        # x * gate keeps both factors; fc1, act, fc2 and gate keep theirs on the pooled vector
+        x, s = ins[0], self.squeeze(a, ins[0])
+        one = (1,) * (len(x) - 1)
+        conv = REGISTRY["conv"]
+        fc1, fc2 = ConvArgs(out=s, k=1), ConvArgs(out=x[0], k=1)
+        (act, aa), (gate, ga) = act_of(a.act), act_of(a.gate)
+        steps = [(conv, fc1, (x[0], *one), (s, *one)), (act, aa, (s, *one), (s, *one)),
+                 (conv, fc2, (s, *one), (x[0], *one)), (gate, ga, (x[0], *one), (x[0], *one))]
+        return [Saved("in0"), Saved("gate", (x[0], *one)),
+                *chain_saved(steps, src="mean", dst="gate", prefix="se")]

@@ -19,6 +19,9 @@ class Linear(Op):
     short = "out"
     doc = "Fully connected layer over a flat [F] input; in-features are inferred."
 
+    def describe(self, a: LinearArgs, ins):
+        return f"{self.name} {a.out}"
+
     def infer(self, a, ins):
         x = ins[0]
         if len(x) != 1:

@@ -5,6 +5,7 @@ from math import prod
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, register
+from archc.ops.base import Reach
 
 
 def broadcast(shapes, what: str):
@@ -34,17 +35,34 @@ class Elementwise(Op):
     def expr(self, a, inputs):
         return f" {self.symbol} ".join(inputs)
 
+    def reach(self, a, ins, out):
+        # an input of spatial size 1 broadcasts: the receptive-field pass lets its one position
+        # feed every output; the others read the same position
+        if len(out) >= 2 and all(len(x) == len(out) and all(v in (1, o) for v, o in zip(x[1:], out[1:]))
+                                 for x in ins):
+            return (Reach(),) * (len(out) - 1)
+        return None
+
 
 @register("add")
 class Add(Elementwise):
     symbol = "+"
     doc = "Element-wise sum of two or more inputs."
 
+    def describe(self, a, ins):
+        return "+"
+
+    def saved_for_backward(self, a, ins, out):
+        return []    # the gradient of a sum needs no values
+
 
 @register("mul")
 class Mul(Elementwise):
     symbol = "*"
     doc = "Element-wise product of two or more inputs (size-1 dims broadcast)."
+
+    def describe(self, a, ins):
+        return "×"
 
 
 class ConcatArgs(OpArgs):
@@ -71,6 +89,9 @@ class Concat(Op):
     def expr(self, a: ConcatArgs, inputs):
         dim = a.dim + 1 if a.dim >= 0 else a.dim
         return f"torch.cat([{', '.join(inputs)}], {dim})"
+
+    def saved_for_backward(self, a, ins, out):
+        return []    # the gradient is sliced back by sizes alone
 
 
 SCALE = '''
@@ -101,3 +122,6 @@ class Scale(Op):
 
     def module(self, a: ScaleArgs, ins, out):
         return Ctor("Scale", [("scale", a.by)], npos=1, support=(SCALE,))
+
+    def saved_for_backward(self, a, ins, out):
+        return []    # a product with a constant keeps only the constant

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Tensor, register, spatial_rank
+from archc.ops.base import Saved
 
 
 class BNArgs(OpArgs):
@@ -51,6 +52,12 @@ class BatchNorm(Op):
             ("num_features", ins[0][0]), ("eps", a.eps), ("momentum", a.momentum),
             ("affine", a.affine), ("track_running_stats", a.track_running_stats)], npos=1,
             defaults={"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True})
+
+    def saved_for_backward(self, a: BNArgs, ins, out):
+        # the input and the batch mean and inverse std per channel (float32, once per batch);
+        # the running statistics it also keeps are buffers
+        c = (ins[0][0],)
+        return [Saved("in0"), Saved("mean", c, "float32", False), Saved("invstd", c, "float32", False)]
 
 
 class LayerNormArgs(OpArgs):
@@ -99,6 +106,11 @@ class LayerNorm(Op):
             ("elementwise_affine", a.elementwise_affine), ("bias", a.bias)], npos=1,
             defaults={"eps": 1e-5, "elementwise_affine": True, "bias": True})
 
+    def saved_for_backward(self, a: LayerNormArgs, ins, out):
+        # the input, and a mean and inverse std per normalised row of every sample
+        rows = (prod(ins[0][:len(ins[0]) - len(self.normalized(a, ins[0]))]),)
+        return [Saved("in0"), Saved("mean", rows, "float32"), Saved("rstd", rows, "float32")]
+
 
 class GroupNormArgs(OpArgs):
     groups: int = Field(gt=0)
@@ -131,6 +143,10 @@ class GroupNorm(Op):
                                      ("eps", a.eps), ("affine", a.affine)], npos=2,
                     defaults={"eps": 1e-5, "affine": True})
 
+    def saved_for_backward(self, a: GroupNormArgs, ins, out):
+        g = (a.groups,)
+        return [Saved("in0"), Saved("mean", g, "float32"), Saved("rstd", g, "float32")]
+
 
 class LRNArgs(OpArgs):
     size: int = Field(gt=0)        # channels in the window
@@ -158,3 +174,9 @@ class LocalResponseNorm(Op):
         return Ctor("nn.LocalResponseNorm", [("size", a.size), ("alpha", a.alpha), ("beta", a.beta),
                                              ("k", a.k)], npos=1,
                     defaults={"alpha": 1e-4, "beta": 0.75, "k": 1.0})
+
+    def saved_for_backward(self, a: LRNArgs, ins, out):
+        # F.local_response_norm is composite: its window average keeps the squares padded along
+        # the channels, pow keeps its base, and the final division keeps the input and divisor
+        x = ins[0]
+        return [Saved("in0"), Saved("squares", (x[0] + a.size - 1, *x[1:])), Saved("base", x), Saved("divisor", x)]

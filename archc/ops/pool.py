@@ -1,14 +1,17 @@
 """Pooling: windowed max/avg, global and adaptive."""
 from __future__ import annotations
 
+from fractions import Fraction
 from math import prod
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, ntuple, register, spatial_rank
+from archc.ops.base import Ctor, Op, OpArgs, ntuple, register, spatial_rank, window_text
 from archc.ops.conv import compact, f_pad, positive, resolve_pads, torch_padding, window_shape
+from archc.ops.base import Reach, Saved
+from archc.ops.conv import padded_shape, window_reach
 
 IntOrList = int | list[int]
 
@@ -65,6 +68,9 @@ class Window(Op):
     short = "k"
     kind: str
 
+    def describe(self, a, ins):
+        return f"{self.name} {window_text(a.k, a.k if a.stride is None else a.stride, ins)}"
+
     def geometry(self, a, x):
         return self.memo(a, x, lambda: self._geometry(a, x))
 
@@ -89,6 +95,10 @@ class Window(Op):
     def extra_flops(self, a, ins, out):
         return prod(out) * prod(self.geometry(a, ins[0])[1])   # one op per window element
 
+    def reach(self, a, ins, out):
+        _, k, s, d, pads = self.geometry(a, ins[0])
+        return window_reach(k, s, d, pads)
+
 
 @register("maxpool")
 class MaxPool(Window):
@@ -107,6 +117,12 @@ class MaxPool(Window):
             c.args.append(("pad", f_pad(pads)))
             c.support = (PADDED_MAXPOOL.replace("{n}", str(n)),)
         return c
+
+    def saved_for_backward(self, a: MaxPoolArgs, ins, out):
+        # the input (or PaddedMaxPool's padded copy) and the argmax of every window, as int64
+        pads = self.geometry(a, ins[0])[4]
+        x = Saved("in0") if torch_padding(pads) is not None else Saved("padded", padded_shape(ins[0], pads))
+        return [x, Saved("indices", out, "int64")]
 
 
 @register("avgpool")
@@ -127,6 +143,13 @@ class AvgPool(Window):
             ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", padding),
             ("ceil_mode", a.ceil_mode), ("count_include_pad", include)], npos=2,
             defaults={"padding": 0, "ceil_mode": False, "count_include_pad": True})
+
+    def saved_for_backward(self, a: AvgPoolArgs, ins, out):
+        pads = self.geometry(a, ins[0])[4]
+        if torch_padding(pads) is not None:
+            return [Saved("in0")]
+        # PaddedAvgPool: the padded copy, and the window counts its division keeps (one batch row)
+        return [Saved("padded", padded_shape(ins[0], pads)), Saved("count", (1, *out[1:]), batched=False)]
 
 
 GLOBAL_POOL = '''
@@ -152,6 +175,10 @@ def global_pool(name: str, kind: str, fn: str):
         def module(self, a, ins, out):
             src = GLOBAL_POOL.replace("{Kind}", kind.capitalize()).replace("{kind}", kind)
             return Ctor(f"Global{kind.capitalize()}Pool", support=(src.replace("{fn}", fn),))
+        def saved_for_backward(self, a, ins, out):
+            # a mean keeps nothing; amax keeps its input and its result
+            return [] if kind == "avg" else [Saved("in0"), Saved("out")]
+
 
     register(name)(GlobalPool)
 
@@ -185,6 +212,20 @@ def adaptive_pool(name: str, kind: str):
         def module(self, a, ins, out):
             n = spatial_rank(ins[0], self.name)
             return Ctor(f"nn.Adaptive{kind.capitalize()}Pool{n}d", [("output_size", a.out)], npos=1)
+        def reach(self, a, ins, out):
+            # window i spans floor(i L / O) to ceil((i + 1) L / O): stride L / O, and the widest
+            # window as the span (exact when O divides L); pooling to one position reads it all
+            if all(o == 1 for o in out[1:]):
+                return None
+            return tuple(Reach(max(-(-(i + 1) * n // o) - i * n // o for i in range(o)), Fraction(n, o))
+                         for n, o in zip(ins[0][1:], out[1:]))
+
+        def saved_for_backward(self, a, ins, out):
+            if kind == "max":
+                return [Saved("in0"), Saved("indices", out, "int64")]
+            # PyTorch pools to a single position with a mean, which keeps nothing
+            return [] if all(o == 1 for o in out[1:]) else [Saved("in0")]
+
 
     register(name)(AdaptivePool)
 

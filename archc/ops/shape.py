@@ -8,6 +8,7 @@ from pydantic import Field
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, register, spatial_rank
+from archc.ops.base import Saved
 
 
 @register("flatten")
@@ -19,6 +20,12 @@ class Flatten(Op):
 
     def module(self, a, ins, out):
         return Ctor("nn.Flatten")
+
+    def saved_for_backward(self, a, ins, out):
+        return []
+
+    def shares_input(self, a):
+        return True     # a view of its input
 
 
 class ReshapeArgs(OpArgs):
@@ -48,6 +55,12 @@ class Reshape(Op):
         return Ctor("nn.Unflatten", [("dim", 1), ("unflattened_size", tuple(out))], npos=2) \
             if len(ins[0]) == 1 else Ctor("Reshape", [("shape", tuple(out))], npos=1, support=(RESHAPE,))
 
+    def saved_for_backward(self, a, ins, out):
+        return []
+
+    def shares_input(self, a):
+        return True     # a view of its input
+
 
 RESHAPE = '''
 class Reshape(nn.Module):
@@ -68,6 +81,12 @@ class Identity(Op):
 
     def module(self, a, ins, out):
         return Ctor("nn.Identity")
+
+    def saved_for_backward(self, a, ins, out):
+        return []
+
+    def shares_input(self, a):
+        return True     # the input itself
 
 
 class DropoutArgs(OpArgs):
@@ -92,6 +111,18 @@ class Dropout(Op):
         if a.channel and len(ins[0]) < 2:
             raise ShapeError(f"channel dropout needs a [C, ...] input, got {list(ins[0])}")
         return ins[0]
+
+    def saved_for_backward(self, a: DropoutArgs, ins, out):
+        # the keep-mask it multiplies by: per channel for channel dropout; per element a bool
+        # mask in CUDA's fused kernel, a mask of the input's dtype on the CPU; none at p 0 or 1
+        if a.p in (0, 1):
+            return []
+        if a.channel:
+            return [Saved("noise", (ins[0][0],) + (1,) * (len(ins[0]) - 1))]
+        return [Saved("mask", ins[0], "mask")]
+
+    def shares_input(self, a: DropoutArgs):
+        return a.p == 0     # PyTorch returns the input itself
 
 
 DROP_PATH = '''
@@ -134,3 +165,12 @@ class DropPath(Op):
     def module(self, a: DropPathArgs, ins, out):
         return Ctor("DropPath", [("p", a.p), ("mode", a.mode)], npos=1, defaults={"mode": "row"},
                     support=(DROP_PATH,))
+
+    def saved_for_backward(self, a: DropPathArgs, ins, out):
+        # the product keeps its noise: one value per sample ('row') or per batch ('batch')
+        if a.p == 0:
+            return []
+        return [Saved("noise", (1,) * len(ins[0]), batched=a.mode == "row")]
+
+    def shares_input(self, a: DropPathArgs):
+        return a.p == 0

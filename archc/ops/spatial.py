@@ -2,6 +2,7 @@
 channel split. Padding, shuffle and split only move values: they count no FLOPs."""
 from __future__ import annotations
 
+from fractions import Fraction
 from math import floor, prod
 from typing import Literal
 
@@ -9,6 +10,7 @@ from pydantic import Field, model_validator
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Shape, ntuple, register, spatial_rank
+from archc.ops.base import REGISTRY, Reach, Saved
 from archc.ops.conv import compact
 
 # -- pad ---------------------------------------------------------------------------------------
@@ -73,6 +75,15 @@ class Pad(Op):
             args.append(("value", a.value))
         return Ctor(f"nn.{PAD_MODULES[a.mode]}{n}d", args, npos=len(args))
 
+    def reach(self, a: PadArgs, ins, out):
+        p = self.sides(a, ins[0])
+        n = len(ins[0]) - 1
+        return tuple(Reach(pad=p[2 * (n - 1 - i)]) for i in range(n))   # F.pad lists the last dim first
+
+    def saved_for_backward(self, a: PadArgs, ins, out):
+        # reflect and replicate keep their input; constant and circular only slice the gradient
+        return [Saved("in0")] if a.mode in ("reflect", "replicate") else []
+
 
 # -- upsample ----------------------------------------------------------------------------------
 
@@ -136,6 +147,32 @@ class Upsample(Op):
         args += [("mode", a.mode), ("align_corners", a.align_corners)]
         return Ctor("nn.Upsample", args, defaults={"mode": "nearest", "align_corners": None})
 
+    def reach(self, a: UpsampleArgs, ins, out):
+        # output i samples the input at (i + 0.5) * r - 0.5 (r = in / out; i * (in - 1) / (out - 1)
+        # with align_corners), reading 1 (nearest), 2 (linear) or 4 (cubic) taps from there.
+        # A linear model of PyTorch's rounding: the stride is fractional.
+        x = ins[0]
+        if a.mode == "area":
+            return REGISTRY["adaptive_avgpool"].reach(a, ins, out)
+        scales = ntuple(a.scale, len(x) - 1, "upsample scale") if a.size is None else None
+        out_r = []
+        for i, (n, o) in enumerate(zip(x[1:], out[1:])):
+            # PyTorch samples at 1 / scale when given a scale, at in / out when given a size
+            r = Fraction(n, o) if scales is None else 1 / Fraction(scales[i]).limit_denominator(1000)
+            if a.align_corners:
+                r = Fraction(n - 1, o - 1) if o > 1 else Fraction(0)
+            taps = {"nearest": 1, "nearest-exact": 1, "bicubic": 4}.get(a.mode, 2)
+            centred = a.mode != "nearest" and not a.align_corners
+            pad = (taps - 1) // 2 - (r / 2 - Fraction(1, 2) if centred else 0)
+            if a.mode == "nearest-exact":
+                pad = -r / 2
+            out_r.append(Reach(taps, r, pad))
+        return tuple(out_r)
+
+    def saved_for_backward(self, a: UpsampleArgs, ins, out):
+        # interpolation gradients need only sizes; 'area' is an adaptive average pool
+        return [Saved("in0")] if a.mode == "area" else []
+
 
 # -- channel shuffle ---------------------------------------------------------------------------
 
@@ -159,6 +196,9 @@ class ChannelShuffle(Op):
 
     def module(self, a: ShuffleArgs, ins, out):
         return Ctor("nn.ChannelShuffle", [("groups", a.groups)], npos=1)
+
+    def saved_for_backward(self, a, ins, out):
+        return []
 
 
 # -- split -------------------------------------------------------------------------------------
@@ -211,3 +251,16 @@ class Split(Op):
         dim = a.dim + 1 if a.dim >= 0 else a.dim
         return Ctor("Split", [("parts", a.parts), ("index", a.index), ("dim", dim)], npos=2,
                     defaults={"dim": 1}, support=(SPLIT,))
+
+    def reach(self, a: SplitArgs, ins, out):
+        # a chunk along a spatial dim starts index * size into it
+        x = ins[0]
+        d = a.dim % len(x)
+        return tuple(Reach(pad=-a.index * out[d] if i + 1 == d else 0) for i in range(len(x) - 1)) \
+            if len(x) >= 2 else None
+
+    def saved_for_backward(self, a, ins, out):
+        return []
+
+    def shares_input(self, a):
+        return True     # chunk() returns a view
