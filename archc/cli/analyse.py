@@ -11,6 +11,8 @@ from archc.cli import main
 from archc.cli.common import compile_spec, handle_errors, spec_options
 from archc.errors import SpecError
 
+DTYPES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}    # --dtype: summary's names
+
 
 @main.command()
 @click.argument("spec")
@@ -18,13 +20,27 @@ from archc.errors import SpecError
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "md", "csv"]), default="table",
               show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), help="Fold layers below this nesting depth into one row.")
+@click.option("--rf", is_flag=True, help="Add each layer's receptive field: size, jump, start per spatial dim.")
+@click.option("--memory", is_flag=True,
+              help="Add the training-memory estimate: params, grads, optimizer, saved activations.")
+@click.option("--batch", type=click.IntRange(min=1),
+              help="Batch size of the memory estimate (default 32; implies --memory).")
+@click.option("--dtype", type=click.Choice(list(DTYPES)),
+              help="Training dtype of the memory estimate (default float32).")
+@click.option("--optimizer", type=click.Choice(["sgd", "sgd-momentum", "adam", "adamw"]),
+              help="Optimizer of the memory estimate (default adam).")
 @handle_errors
-def summary(spec, variant, sets, input_, fmt, depth):
+def summary(spec, variant, sets, input_, fmt, depth, rf, memory, batch, dtype, optimizer):
     """Static table of shapes, parameters, MACs/FLOPs and memory (no PyTorch needed)."""
     from archc.report.formats import RENDER
     from archc.report.summary import summary_dict
+    memory = memory or batch is not None or dtype is not None or optimizer is not None
+    if memory and fmt == "csv":
+        raise SpecError("--memory has no place in CSV (one row per layer): use --format table, md or json")
     net = compile_spec(spec, variant, sets, input_)
-    data = summary_dict(net, depth=depth)
+    extra = {"batch": batch or 32, "dtype": DTYPES[dtype or "float32"],
+             "optimizer": optimizer or "adam"} if memory else {}
+    data = summary_dict(net, depth=depth, rf=rf, **extra)
     if fmt == "table" and sys.stdout.isatty():
         from archc.report.formats import print_table
         return print_table(data)

@@ -45,10 +45,12 @@ def to_json(s: dict[str, Any]) -> str:
 def to_csv(s: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "op", "in", "out", "params", "buffers", "macs", "flops", "train_only"])
+    rf = has_rf(s)
+    w.writerow(["name", "op", "in", "out", "params", "buffers", "macs", "flops", "train_only"]
+               + (["rf_size", "rf_jump", "rf_start"] if rf else []))
     for r in s["layers"]:
         w.writerow([r["name"], r["op"], shape(r["in"]), shape(r["out"]), r["params"], r["buffers"],
-                    r["macs"], r["flops"], r["train_only"]])
+                    r["macs"], r["flops"], r["train_only"]] + (list(rf_cells(r)) if rf else []))
     return buf.getvalue()
 
 
@@ -61,14 +63,20 @@ def op_label(r: dict[str, Any]) -> str:
 
 
 def to_markdown(s: dict[str, Any]) -> str:
+    rf = has_rf(s)
     lines = [f"# {s['name']}" + (f" ({s['variant']})" if s.get("variant") else ""), "",
-             "| Layer | Op | Output | Params | MACs |", "|---|---|---|---:|---:|"]
+             "| Layer | Op | Output | Params | MACs |" + (" RF | Jump | Start |" if rf else ""),
+             "|---|---|---|---:|---:|" + ("---:|---:|---:|" if rf else "")]
     for r in s["layers"]:
-        lines.append(f"| {r['name']} | {op_label(r)} | {shape(r['out'])} | {r['params']:,} | {r['macs']:,} |")
+        lines.append(f"| {r['name']} | {op_label(r)} | {shape(r['out'])} | {r['params']:,} | {r['macs']:,} |"
+                     + ("".join(f" {c} |" for c in rf_cells(r)) if rf else ""))
     if any(r["train_only"] for r in s["layers"]):
         lines += ["", TRAIN_NOTE]
     lines += ["", "| Total | |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in totals(s)]
+    if "batch" in s["memory"]:
+        lines += ["", f"| Training memory ({memory_title(s['memory'])}) | |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in memory_lines(s["memory"])]
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +87,9 @@ def table_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     right = (False, False, False, True, True)
     rows = [(r["name"], op_label(r), shape(r["out"]), f"{r['params']:,}" if r["params"] else "-",
              f"{r['macs']:,}" if r["macs"] else "-") for r in s["layers"]]
+    if has_rf(s):
+        head, right = head + ("RF", "Jump", "Start"), right + (True, True, True)
+        rows = [row + rf_cells(r) for row, r in zip(rows, s["layers"])]
     widths = [max(len(c) for c in col) for col in zip(head, *rows)]
 
     def fmt(cells):
@@ -93,6 +104,11 @@ def table_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     foot = totals(s)
     kw, vw = max(len(k) for k, _ in foot), max(len(v) for _, v in foot)
     out += [(f"{k.ljust(kw)}  {v.rjust(vw)}", "") for k, v in foot]
+    if "batch" in s["memory"]:
+        mem = memory_lines(s["memory"])
+        kw, vw = max(len(k) for k, _ in mem), max(len(v) for _, v in mem)
+        out += [("", ""), (f"Training memory ({memory_title(s['memory'])})", "bold")]
+        out += [(f"{k.ljust(kw)}  {v.rjust(vw)}", "") for k, v in mem]
     return out
 
 
@@ -111,3 +127,44 @@ def print_table(s: dict[str, Any]) -> None:
 
 
 RENDER = {"table": to_table, "json": to_json, "md": to_markdown, "csv": to_csv}
+
+
+# -- receptive fields and training memory (summary --rf / --memory) ----------------------------
+
+def has_rf(s: dict[str, Any]) -> bool:
+    return bool(s["layers"]) and "rf" in s["layers"][0]
+
+
+def rf_cells(r: dict[str, Any]) -> tuple[str, str, str]:
+    """(size, jump, start), one value per spatial dim: '11x11', '4x4', '-2x-2'; 'whole' once the
+    field is the whole input; '-' without spatial dims."""
+    from archc.ir.receptive import text
+    f = r.get("rf")
+    if f is None:
+        return "-", "-", "-"
+    if f["whole"]:
+        return "whole", "-", "-"
+    return text(f["size"]), text(f["jump"]), text(f["start"])
+
+
+def binary(n: float) -> str:
+    for scale, suffix in ((2 ** 40, "TiB"), (2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}"
+    return f"{n:g} B"
+
+
+OPTIMIZER_NOTE = {"sgd": "no state", "sgd-momentum": "1 copy of the params",
+                  "adam": "2 copies of the params", "adamw": "2 copies of the params"}
+
+
+def memory_title(m: dict[str, Any]) -> str:
+    return f"batch {m['batch']}, {m['dtype']}, {m['optimizer']}"
+
+
+def memory_lines(m: dict[str, Any]) -> list[tuple[str, str]]:
+    return [("Parameters", binary(m["params_bytes"])), ("Buffers", binary(m["buffers_bytes"])),
+            ("Gradients", binary(m["grads_bytes"])),
+            (f"Optimizer state ({OPTIMIZER_NOTE[m['optimizer']]})", binary(m["optimizer_bytes"])),
+            ("Activations saved for backward", binary(m["saved_activations_bytes"])),
+            ("Total", binary(m["total_bytes"]))]

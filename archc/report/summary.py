@@ -59,9 +59,17 @@ def layer_rows(net: Network, depth: int | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def summary_dict(net: Network, depth: int | None = None, dtype: str = "float32") -> dict[str, Any]:
+def summary_dict(net: Network, depth: int | None = None, dtype: str = "float32", rf: bool = False,
+                 batch: int | None = None, optimizer: str = "adam") -> dict[str, Any]:
+    """`rf` adds each row's receptive field; `batch` adds the training-memory estimate for that
+    batch size and optimizer to `memory`. Neither changes anything else."""
     with paused_gc():
-        return _summary(net, depth, dtype)
+        data = _summary(net, depth, dtype)
+        if rf:
+            add_receptive_fields(data, net, depth)
+        if batch is not None:
+            add_training_memory(data, net, batch, dtype, optimizer)
+        return data
 
 
 def _summary(net: Network, depth: int | None, dtype: str) -> dict[str, Any]:
@@ -88,3 +96,26 @@ def _summary(net: Network, depth: int | None, dtype: str) -> dict[str, Any]:
         },
         "layers": layer_rows(net, depth),
     }
+
+
+def row_nodes(net: Network, depth: int | None) -> list[Node]:
+    """The node whose output each row of layer_rows shows: a folded row's last node."""
+    if depth is None:
+        return list(net.nodes)
+    last: dict[str, Node] = {}
+    for n in net.nodes:
+        last[".".join(n.name.split(".")[:depth])] = n
+    return list(last.values())
+
+
+def add_receptive_fields(data: dict[str, Any], net: Network, depth: int | None) -> None:
+    from archc.ir.receptive import receptive_fields
+    fields = dict(zip((n.index for n in net.nodes), receptive_fields(net)))
+    for r, n in zip(data["layers"], row_nodes(net, depth)):
+        f = fields[n.index]
+        r["rf"] = None if f is None else f.as_dict()
+
+
+def add_training_memory(data: dict[str, Any], net: Network, batch: int, dtype: str, optimizer: str) -> None:
+    from archc.ir.memory import estimate
+    data["memory"].update(estimate(net, batch, dtype, optimizer).as_dict())

@@ -1,0 +1,88 @@
+"""Receptive fields: which positions of the network input each layer's output positions see.
+
+Per spatial dim, a layer's field is (size, jump, start): output position i of the layer sees the
+input positions start + i * jump ... start + i * jump + size - 1. Padding makes start negative
+(the field hangs over the border); the field is not clipped to the input. Each op says how its
+output positions read its input (`Op.reach`); one topological pass composes them:
+
+    size' = size + (span - 1) * jump     jump' = jump * stride     start' = start - pad * jump
+
+Merges take the hull of their branches' fields: from the smallest start to the largest end,
+so the size is the largest branch's when the branches share a centre (Inception, ResNet); the
+jump is the largest of the branches' (they agree wherever the spatial shapes do, as merges
+need). An op that reads every position (global pools, flatten, linear, squeeze-excitation) makes
+the field the whole input, marked `whole`, and so does every layer after it. Nothing here
+imports torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from archc.ir.graph import Network
+from archc.ops.base import Reach
+
+
+@dataclass(frozen=True)
+class Field:
+    size: tuple[Any, ...]            # per spatial dim, in input positions (ints or Fractions)
+    jump: tuple[Any, ...] | None     # None once the field is the whole input
+    start: tuple[Any, ...]
+    whole: bool = False              # every output position sees the whole input
+
+    def as_dict(self) -> dict:
+        return {"size": plain(self.size), "jump": None if self.jump is None else plain(self.jump),
+                "start": plain(self.start), "whole": self.whole}
+
+
+def plain(v: tuple) -> list:
+    """Ints as ints; fractional values (upsampling, transposed convs) as floats, for JSON."""
+    return [int(x) if x == int(x) else float(x) for x in v]
+
+
+def through(f: Field, reach: tuple[Reach, ...]) -> Field:
+    return Field(tuple(s + (r.span - 1) * j for s, j, r in zip(f.size, f.jump, reach)),
+                 tuple(j * r.stride for j, r in zip(f.jump, reach)),
+                 tuple(st - r.pad * j for st, j, r in zip(f.start, f.jump, reach)))
+
+
+def hull(fields: list[Field]) -> Field:
+    if len(fields) == 1:
+        return fields[0]
+    start = tuple(map(min, zip(*(f.start for f in fields))))
+    end = tuple(map(max, zip(*(tuple(a + b for a, b in zip(f.start, f.size)) for f in fields))))
+    jump = tuple(map(max, zip(*(f.jump for f in fields))))
+    return Field(tuple(e - s for s, e in zip(start, end)), jump, start)
+
+
+def broadcast(f: Field, shape, out) -> Field:
+    """An input of spatial size 1 feeding a larger output: its one position feeds every output."""
+    return Field(f.size, tuple(0 if n == 1 and o > 1 else j for j, n, o in zip(f.jump, shape[1:], out[1:])),
+                 f.start)
+
+
+def receptive_fields(net: Network) -> list[Field | None]:
+    """The field of every node's output, in node order; None for every node when the network
+    input has no spatial dims (an MLP)."""
+    spatial = net.input[1:]
+    if len(net.input) < 2:
+        return [None] * len(net.nodes)
+    rank = len(spatial)
+    whole = Field(tuple(spatial), None, (0,) * rank, whole=True)
+    fields: dict[int, Field] = {-1: Field((1,) * rank, (1,) * rank, (0,) * rank)}
+    out = []
+    for n in net.nodes:
+        ins = [fields[i] for i in n.inputs]
+        reach = n.op.reach(n.args, n.in_shapes, n.out)
+        if any(f.whole for f in ins) or reach is None or len(reach) != rank or len(n.out) - 1 != rank:
+            f = whole
+        else:
+            f = hull([through(broadcast(g, x, n.out), reach) for g, x in zip(ins, n.in_shapes)])
+        fields[n.index] = f
+        out.append(f)
+    return out
+
+
+def text(v, sep: str = "x") -> str:
+    """'11x11', '-2x-2', '1/2x1/2': one value per spatial dim."""
+    return sep.join(str(Fraction(x)) for x in v)
