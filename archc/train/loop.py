@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +31,7 @@ from archc.train.checkpoint import (deferred_interrupt, load_checkpoint, rng_sta
                                     write_text_atomic)
 from archc.train.config import TrainConfig
 from archc.train.data import Data, channel_stats
-from archc.train.dist import Place, all_sum, device_for, join
+from archc.train.dist import Place, all_sum, device_for, interrupts_seen, join
 from archc.train.fit import fit_network
 from archc.train.optim import make_optimizer, make_scheduler
 from archc.train.report import Progress, epoch_line, write_curves
@@ -157,70 +158,75 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 "world_size": place.world_size}
 
     best = max((_score(h) for h in history), default=None)
-    for epoch in range(start, cfg.epochs):
-        acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
-        seen, done = 0, skip
-        if partial is not None:
-            acc += partial["acc"].to(dev)
-            seen = partial["seen"]
-        try:
-            if place.distributed:
-                # each process its own dropout/augmentation draws, the same after a resume
-                torch.manual_seed(cfg.seed + place.rank + place.world_size * epoch)
-            model.train()
-            t0 = time.perf_counter()
-            bar = Progress(progress, epoch + 1, cfg.epochs, steps, place.world_size)
-            it = itertools.islice(iterate(train_split, cfg, dev, shuffle=True, epoch=epoch, place=place),
-                                  skip, None)
-            skip, partial = 0, None
-            for x, y in it:
-                x, y = run.prep(x, y, train=True)
-                loss, correct = run.forward(x, y)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                acc += torch.stack([loss.detach().double() * len(y), correct.double()])
-                seen += len(y)
-                done += 1
-                bar.update(done, seen)
-            # the one host sync of the epoch, summed over processes
-            sums = torch.cat([acc, torch.tensor([seen], dtype=torch.float64, device=dev)])
-            loss_sum, correct, total = all_sum(sums).tolist()
-            train_loss = loss_sum / max(total, 1)
-            if not np.isfinite(train_loss):
-                kept = f"{out / 'last.pt'} (epoch {start if not history else history[-1]['epoch']})" \
-                    if (out / "last.pt").exists() else "none (it diverged in the first epoch)"
-                raise Diverged(f"the training loss became {train_loss} in epoch {epoch + 1}; stopped. "
-                               f"Last good checkpoint: {kept}. Try a lower --lr (now {cfg.lr:g}), "
-                               f"grad_clip, or warmup")
-            seconds = time.perf_counter() - t0
-            rec = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": correct / max(total, 1),
-                   "val_loss": None, "val_acc": None}
-            if val_split is not None:
-                v = evaluate(run, val_split, cfg, place)
-                rec.update(val_loss=v["loss"], val_acc=v["acc"])
-        except KeyboardInterrupt:
-            # saved at the batch reached (all of them, if in validation): resume finishes the epoch
-            if place.main:
-                _save_interrupted(state(epoch, done, {"acc": acc.cpu(), "seen": seen}), out)
-                say(f"interrupted in epoch {epoch + 1} at batch {done}: saved {out / 'last.pt'}; "
-                    f"continue with --resume {out}")
-            raise
-        rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 4),
-                   samples_per_s=round(total / max(seconds, 1e-9), 1))
-        history.append(rec)
-        with deferred_interrupt() as interrupted:    # an epoch's files are written whole
-            if place.main:
-                best = _record(rec, history, best, state(epoch + 1), out)
-        say(epoch_line(rec, cfg.epochs))
-        if interrupted():
-            say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with --resume {out}")
-            raise KeyboardInterrupt
+    # several processes: a peer's exit on Ctrl-C can surface here as a communication error
+    tracking = interrupts_seen() if place.distributed else nullcontext(lambda: False)
+    with tracking as interrupted_run:
+        for epoch in range(start, cfg.epochs):
+            acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
+            seen, done = 0, skip
+            if partial is not None:
+                acc += partial["acc"].to(dev)
+                seen = partial["seen"]
+            try:
+                if place.distributed:
+                    # each process its own dropout/augmentation draws, the same after a resume
+                    torch.manual_seed(cfg.seed + place.rank + place.world_size * epoch)
+                model.train()
+                t0 = time.perf_counter()
+                bar = Progress(progress, epoch + 1, cfg.epochs, steps, place.world_size)
+                it = itertools.islice(iterate(train_split, cfg, dev, shuffle=True, epoch=epoch, place=place),
+                                      skip, None)
+                skip, partial = 0, None
+                for x, y in it:
+                    x, y = run.prep(x, y, train=True)
+                    loss, correct = run.forward(x, y)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    sched.step()
+                    acc += torch.stack([loss.detach().double() * len(y), correct.double()])
+                    seen += len(y)
+                    done += 1
+                    bar.update(done, seen)
+                # the one host sync of the epoch, summed over processes
+                sums = torch.cat([acc, torch.tensor([seen], dtype=torch.float64, device=dev)])
+                loss_sum, correct, total = all_sum(sums).tolist()
+                train_loss = loss_sum / max(total, 1)
+                if not np.isfinite(train_loss):
+                    kept = f"{out / 'last.pt'} (epoch {start if not history else history[-1]['epoch']})" \
+                        if (out / "last.pt").exists() else "none (it diverged in the first epoch)"
+                    raise Diverged(f"the training loss became {train_loss} in epoch {epoch + 1}; stopped. "
+                                   f"Last good checkpoint: {kept}. Try a lower --lr (now {cfg.lr:g}), "
+                                   f"grad_clip, or warmup")
+                seconds = time.perf_counter() - t0
+                rec = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": correct / max(total, 1),
+                       "val_loss": None, "val_acc": None}
+                if val_split is not None:
+                    v = evaluate(run, val_split, cfg, place)
+                    rec.update(val_loss=v["loss"], val_acc=v["acc"])
+            except (KeyboardInterrupt, Exception) as e:
+                if not (isinstance(e, KeyboardInterrupt) or interrupted_run()):
+                    raise
+                # saved at the batch reached (all of them, if in validation): resume finishes the epoch
+                if place.main:
+                    _save_interrupted(state(epoch, done, {"acc": acc.cpu(), "seen": seen}), out)
+                    say(f"interrupted in epoch {epoch + 1} at batch {done}: saved {out / 'last.pt'}; "
+                        f"continue with --resume {out}")
+                raise KeyboardInterrupt from None
+            rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 4),
+                       samples_per_s=round(total / max(seconds, 1e-9), 1))
+            history.append(rec)
+            with deferred_interrupt() as interrupted:    # an epoch's files are written whole
+                if place.main:
+                    best = _record(rec, history, best, state(epoch + 1), out)
+            say(epoch_line(rec, cfg.epochs))
+            if interrupted():
+                say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with --resume {out}")
+                raise KeyboardInterrupt
     return history
 
 
