@@ -64,6 +64,7 @@ def in_process(n: int = 20) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     opts = ap.parse_args()
     cmd = ["sweep", SPEC, *GRID, "--format", "csv"]
     full, one = [], []
@@ -77,13 +78,23 @@ def main() -> int:
     per_point = (full_s - one_s) / (points - 1)
     compile_s, summary_s = in_process()
     ok = full_s < LIMIT_S
-    print(f"archc {' '.join(cmd)}")
-    print(f"points: {points} ({errors} failed)   runs: {opts.repeat}   cores: {os.cpu_count()}")
-    print(f"whole process, 100 points (median): {full_s:.2f} s   [{', '.join(f'{x:.2f}' for x in full)}]")
-    print(f"whole process, 1 point (median):    {one_s:.2f} s   (start-up, imports, reading the spec)")
-    print(f"per point (difference / {points - 1}):    {per_point * 1e3:.1f} ms")
-    print(f"in process, one point of B0 at 224: compile {compile_s * 1e3:.1f} ms + summary {summary_s * 1e3:.1f} ms")
-    print(f"target: 100 points < {LIMIT_S:.0f} s: {'PASS' if ok else 'FAIL'}")
+    lines = [f"archc {' '.join(cmd)}",
+             f"points: {points} ({errors} failed)   runs: {opts.repeat}   cores: {os.cpu_count()}",
+             f"whole process, 100 points (median): {full_s:.2f} s   [{', '.join(f'{x:.2f}' for x in full)}]",
+             f"whole process, 1 point (median):    {one_s:.2f} s   (start-up, imports, reading the spec)",
+             f"per point (difference / {points - 1}):    {per_point * 1e3:.1f} ms",
+             f"in process, one point of B0 at 224: compile {compile_s * 1e3:.1f} ms + summary {summary_s * 1e3:.1f} ms",
+             f"target: 100 points < {LIMIT_S:.0f} s: {'PASS' if ok else 'FAIL'}"]
+    print("\n".join(lines))
+    if not opts.no_write:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from doc import write_section
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        write_section(ROOT / "docs" / "benchmarks.md", "sweep",
+                      "## Sweep (`bench/sweep.py`)\n\n"
+                      f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average after {load}. "
+                      f"Target: `archc sweep` over 100 points of EfficientNet-B0 in under {LIMIT_S:.0f} s.\n\n"
+                      "```\n" + "\n".join(lines) + "\n```\n")
     return 0 if ok else 1
 
 

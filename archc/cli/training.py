@@ -69,7 +69,7 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, quiet, compile_, 
     130 on Ctrl-C, after saving OUT/last.pt to resume from."""
     from archc.train.checkpoint import load_checkpoint
     from archc.train.config import make_config
-    from archc.train.dist import leave, place_from_env
+    from archc.train.dist import barrier, leave, place_from_env
     from archc.train.loop import Diverged, preflight
     from archc.train.loop import train as run_training
     net = compile_spec(spec, variant, sets, input_)
@@ -95,10 +95,13 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, quiet, compile_, 
                      progress=progress, checkpoint=ckpt, place=place)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Diverged:
+    except Diverged as e:
+        # every process stops; rank 0 alone says why, and before any exits (the launcher stops
+        # the rest as soon as one process ends)
         if place.main:
-            raise
-        sys.exit(2)                # every process stops; rank 0 alone says why
+            click.echo(f"error: {e}", err=True)
+        barrier()
+        sys.exit(2)
     finally:
         leave()
 

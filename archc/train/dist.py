@@ -70,6 +70,12 @@ def join(place: Place, dev: torch.device) -> None:
                                 rank=place.rank, world_size=place.world_size)
 
 
+def barrier() -> None:
+    """Wait for every process (nothing when not distributed)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def leave() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

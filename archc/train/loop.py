@@ -132,6 +132,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     steps = len(range(0, -(-len(data.train) // place.world_size), per_process_batch(cfg, place)))
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, steps)
+    scheduled = cfg.schedule != "constant" or cfg.warmup > 0    # else the rate never moves
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16")
     history: list[dict] = []
     start, skip, partial = 0, 0, None
@@ -160,14 +161,15 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     best = max((_score(h) for h in history), default=None)
     # several processes: a peer's exit on Ctrl-C can surface here as a communication error
     tracking = interrupts_seen() if place.distributed else nullcontext(lambda: False)
+    acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
     with tracking as interrupted_run:
         for epoch in range(start, cfg.epochs):
-            acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
             seen, done = 0, skip
-            if partial is not None:
-                acc += partial["acc"].to(dev)
-                seen = partial["seen"]
             try:
+                acc.zero_()
+                if partial is not None:
+                    acc += partial["acc"].to(dev)
+                    seen = partial["seen"]
                 if place.distributed:
                     # each process its own dropout/augmentation draws, the same after a resume
                     torch.manual_seed(cfg.seed + place.rank + place.world_size * epoch)
@@ -177,18 +179,27 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 it = itertools.islice(iterate(train_split, cfg, dev, shuffle=True, epoch=epoch, place=place),
                                       skip, None)
                 skip, partial = 0, None
+                loss_sum, n_correct = acc[0], acc[1]     # views: updated in place, one op each
                 for x, y in it:
                     x, y = run.prep(x, y, train=True)
                     loss, correct = run.forward(x, y)
                     opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if cfg.grad_clip:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    acc += torch.stack([loss.detach().double() * len(y), correct.double()])
+                    if scaler.is_enabled():             # fp16: scaled loss, unscaled before clipping
+                        scaler.scale(loss).backward()
+                        if cfg.grad_clip:
+                            scaler.unscale_(opt)
+                            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        if cfg.grad_clip:
+                            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        opt.step()
+                    if scheduled:
+                        sched.step()
+                    loss_sum.add_(loss.detach(), alpha=len(y))
+                    n_correct.add_(correct)
                     seen += len(y)
                     done += 1
                     bar.update(done, seen)
@@ -223,7 +234,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
             with deferred_interrupt() as interrupted:    # an epoch's files are written whole
                 if place.main:
                     best = _record(rec, history, best, state(epoch + 1), out)
-            say(epoch_line(rec, cfg.epochs))
+                say(epoch_line(rec, cfg.epochs))
             if interrupted():
                 say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with --resume {out}")
                 raise KeyboardInterrupt

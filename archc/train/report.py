@@ -18,8 +18,10 @@ class Progress:
         self.t0 = self.shown = time.perf_counter()
 
     def update(self, done: int, seen: int) -> None:
+        if self.show is None:
+            return
         now = time.perf_counter()
-        if self.show is None or now - self.shown < 0.5:
+        if now - self.shown < 0.5:
             return
         self.shown = now
         rate = seen * self.world / max(now - self.t0, 1e-9)
