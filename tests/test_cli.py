@@ -40,20 +40,28 @@ SUMMARY_FORMS = [
 COLOUR_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE", "COLUMNS", "LINES")
 
 
-@pytest.fixture
-def run(monkeypatch):
-    """Invoke the CLI in-process from the tests/specs directory (so paths in output are short)."""
+def cli_in(monkeypatch, directory, expect: int | None = 0):
+    """The CLI in-process from `directory` (so paths in output are short), with the variables
+    that change colours and widths cleared. invoke(*args, code=expect) asserts the exit status
+    unless code is None. Shared by the command tests of every module."""
     for var in COLOUR_ENV:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(SPECS)
+    monkeypatch.chdir(directory)
     runner = CliRunner()
 
-    def invoke(*args, ok=True):
+    def invoke(*args, code=expect):
         result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        if code is not None:
+            assert result.exit_code == code, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         return result
     return invoke
+
+
+@pytest.fixture
+def run(monkeypatch):
+    """Invoke the CLI in-process from the tests/specs directory; ok=False: any exit status."""
+    invoke = cli_in(monkeypatch, SPECS)
+    return lambda *args, ok=True: invoke(*args, code=0 if ok else None)
 
 
 def check_golden(name: str, actual: str) -> None:

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import archc
-from archc.cli import main
 from archc.report.diff import diff_networks
 from archc.spec import zoo
-from test_cli import COLOUR_ENV, check_golden
+from test_cli import check_golden, cli_in
 
 ROOT = Path(__file__).resolve().parent.parent
 KERAS = "examples/cifar10_cnn_keras.yaml"
@@ -27,17 +25,7 @@ KERAS = "examples/cifar10_cnn_keras.yaml"
 @pytest.fixture
 def run(monkeypatch):
     """The CLI in-process from the repository root (so spec paths in the output are short)."""
-    for var in COLOUR_ENV:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(ROOT)
-    runner = CliRunner()
-
-    def invoke(*args, code=None):
-        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-        if code is not None:
-            assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
-        return result
-    return invoke
+    return cli_in(monkeypatch, ROOT, expect=None)
 
 
 def write_spec(tmp_path: Path, name: str, layers: list, **extra) -> Path:

@@ -14,13 +14,11 @@ from itertools import product
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import archc
-from archc.cli import main
 from archc.report.sweep import parse_grid, pareto, split_values, spatial
 from archc.spec import zoo
-from test_cli import COLOUR_ENV, SPECS, check_golden
+from test_cli import SPECS, check_golden, cli_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,17 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def run(monkeypatch):
     """The CLI in-process from tests/specs (so paths in messages are short)."""
-    for var in COLOUR_ENV:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(SPECS)
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-        if code is not None:
-            assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
-        return result
-    return invoke
+    return cli_in(monkeypatch, SPECS)
 
 
 def sweep_json(run, *args) -> dict:

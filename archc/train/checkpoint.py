@@ -75,15 +75,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 @contextmanager
-def deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Hold Ctrl-C back while files are written: a SIGINT inside the block is remembered, not
-    raised; the block gets a function that says whether one came. Outside the main thread,
-    where signals cannot be handled, it holds nothing back."""
+def watch_sigint(hold: bool) -> Iterator[Callable[[], bool]]:
+    """Ctrl-C noted while the block runs; the block gets a function that says whether one came.
+    hold=True: held back, not raised (files being written stay whole); hold=False: raised as
+    usual, but remembered (in a multi-process run a peer's exit on Ctrl-C can surface as a
+    communication error, which is then known for the interrupt it is). Outside the main
+    thread, where signals cannot be handled, it notes nothing and holds nothing back."""
     got: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+
+    def note(signum, frame):
+        got.append(signum)
+        if not hold:
+            signal.default_int_handler(signum, frame)      # raises KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, note)
     try:
         yield lambda: bool(got)
     finally:

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -86,26 +82,6 @@ def all_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
-
-
-@contextmanager
-def interrupts_seen() -> Iterator[Callable[[], bool]]:
-    """Ctrl-C reaches every process of a run at once, and a process that stops first breaks its
-    peers' collectives: they see a communication error, not KeyboardInterrupt. The block gets a
-    function saying whether SIGINT came, so that such an error is taken for the interrupt it is."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def note(signum, frame):
-        got.append(signum)
-        signal.default_int_handler(signum, frame)      # raises KeyboardInterrupt, as usual
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield lambda: bool(got)
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def launch(nproc: int, argv: list[str]) -> int:

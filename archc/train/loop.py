@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from archc.errors import SpecError
-from archc.train.checkpoint import (deferred_interrupt, load_checkpoint, rng_state, save_atomic, set_rng_state,
+from archc.train.checkpoint import (load_checkpoint, rng_state, save_atomic, set_rng_state, watch_sigint,
                                     write_text_atomic)
 from archc.train.config import TrainConfig
 from archc.train.data import Data, channel_stats
-from archc.train.dist import Place, all_sum, device_for, interrupts_seen, join
+from archc.train.dist import Place, all_sum, device_for, join
 from archc.train.fit import fit_network
 from archc.train.optim import make_optimizer, make_scheduler
 from archc.train.report import Progress, epoch_line, write_curves
@@ -160,7 +160,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
 
     best = max((_score(h) for h in history), default=None)
     # several processes: a peer's exit on Ctrl-C can surface here as a communication error
-    tracking = interrupts_seen() if place.distributed else nullcontext(lambda: False)
+    tracking = watch_sigint(hold=False) if place.distributed else nullcontext(lambda: False)
     acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
     with tracking as interrupted_run:
         for epoch in range(start, cfg.epochs):
@@ -231,7 +231,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
             rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 4),
                        samples_per_s=round(total / max(seconds, 1e-9), 1))
             history.append(rec)
-            with deferred_interrupt() as interrupted:    # an epoch's files are written whole
+            with watch_sigint(hold=True) as interrupted:    # an epoch's files are written whole
                 if place.main:
                     best = _record(rec, history, best, state(epoch + 1), out)
                 say(epoch_line(rec, cfg.epochs))
@@ -256,7 +256,7 @@ def _record(rec: dict, history: list[dict], best, state: dict, out: Path):
 
 def _save_interrupted(state: dict, out: Path) -> None:
     # a second Ctrl-C while saving would leave the older last.pt: the file goes down first
-    with deferred_interrupt():
+    with watch_sigint(hold=True):
         save_atomic(state, out / "last.pt")
 
 
