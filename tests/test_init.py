@@ -84,6 +84,8 @@ BAD = [
     ("- flatten\n- linear: 4", "init: [{op: linear, weight: paddle_conv}]", "", "'paddle_conv' starts only conv"),
     ("- conv: {out: 4, k: 3}", "init: [{op: conv, weight: zeros, when: 3}]", "", "'when' must be true or false"),
     ("- conv: {out: 4, k: 3}", "init: {preset: torch, rulez: []}", "", "'init' takes 'preset' and 'rules'"),
+    ("- conv: {out: 4, k: 3}\n- bn", "init: [{op: [conv, bn], weight: default}]", "",
+     "'default' differs between nn.BatchNorm2d and nn.Conv2d: give each its own rule"),
     ("- b", "", "blocks:\n  b:\n    layers: [{conv: {out: 4, k: 3}}]", None),
     ("- b: {init: {weight: zeros}}", "", "blocks:\n  b:\n    layers: [{conv: {out: 4, k: 3}}]",
      "'init' goes on a layer that holds tensors"),

@@ -177,6 +177,8 @@ def resolved(scheme: Scheme, sub: Sub, tname: str) -> Scheme:
     if scheme.name != "default":
         return scheme
     kind = kind_of(sub.cls)
+    if kind is None or tname not in kind.defaults:
+        raise SpecError(f"no PyTorch default is known for {sub.path}.{tname} ({sub.cls})", scheme.at.loc())
     name, params = kind.defaults[tname]
     return Scheme(name, tuple(params.items()), scheme.at)
 
@@ -193,25 +195,27 @@ def check(scheme: Scheme, sub: Sub, tname: str, where: str) -> None:
     if sdef.kinds and (kind is None or kind.name not in sdef.kinds):
         raise SpecError(f"'{scheme.name}' starts only {', '.join(sdef.kinds)} layers, not {sub.cls} ({label})",
                         scheme.at.loc())
-    if scheme.name == "default" and (kind is None or tname not in kind.defaults):
-        raise SpecError(f"no PyTorch default is known for {label} ({sub.cls})", scheme.at.loc())
 
 
-def apply(rule: Rule, subs: list[Sub], plan: dict, prefix: str, where: str) -> list[Sub]:
-    """Give the tensors the rule reaches their schemes; returns the modules it selected."""
+def apply(rule: Rule, subs: list[Sub], plan: dict, prefix: str, where: str) -> None:
+    """Give the tensors the rule reaches their schemes."""
     hit = [s for s in subs if selects(rule, s)]
     exact = rule.exact()
     if exact is not None and not hit:
-        known = [s.path for s in subs]
-        raise SpecError(f"init rule names '{exact}', which is no layer with tensors{where and ' in ' + where.rstrip('.')}"
-                        f"{did_you_mean(exact, known)}", rule.at.loc())
-    for s in hit:
-        for tname, scheme in rule.tensors.items():
+        inside = f" in {where.rstrip(': ')}" if where else ""
+        raise SpecError(f"init rule names '{exact}', which is no layer with tensors{inside}"
+                        f"{did_you_mean(exact, [s.path for s in subs])}", rule.at.loc())
+    for tname, scheme in rule.tensors.items():
+        made: dict[Scheme, str] = {}
+        for s in hit:
             if tname in s.tensors:
-                scheme = resolved(scheme, s, tname) if scheme.name == "default" else scheme
-                check(scheme, s, tname, where)
-                plan[f"{prefix}{s.path}.{tname}" if s.path else f"{prefix}{tname}"] = scheme
-    return hit
+                one = resolved(scheme, s, tname)
+                check(one, s, tname, where)
+                plan[f"{prefix}{s.path}.{tname}" if s.path else f"{prefix}{tname}"] = one
+                made.setdefault(one, s.cls)
+        if len(made) > 1:     # `default` of several module kinds: one generated line cannot say it
+            raise SpecError(f"'default' differs between {' and '.join(sorted(set(made.values())))}: "
+                            f"give each its own rule", scheme.at.loc())
 
 
 def split(key: str) -> tuple[str, str]:
@@ -236,7 +240,7 @@ def plan(net: Network) -> dict[str, Scheme]:
         for key, scheme in n.init.items():
             path, tname = split(f"{n.name}.{key}")
             sub = by_path[path]
-            scheme = resolved(scheme, sub, tname)
-            check(scheme, sub, tname, "")
-            out[f"{path}.{tname}"] = scheme
+            one = resolved(scheme, sub, tname)
+            check(one, sub, tname, "")
+            out[f"{path}.{tname}"] = one
     return out
