@@ -191,3 +191,21 @@ def test_resnet50_toml_twin():
     for variant in ("cifar",):
         assert graph_facts(archc.load(SPECS / "resnet50.toml", variant=variant)) == \
             graph_facts(archc.load(SPECS / "resnet50.yaml", variant=variant))
+
+
+def test_bench_handwritten_references_equal_the_zoo():
+    """bench/handwritten.py's modules (the speed benchmark's references) have the zoo's keys in
+    order and, under the same weights, its outputs."""
+    import importlib.util
+    path = Path(__file__).parent.parent / "bench" / "handwritten.py"
+    spec = importlib.util.spec_from_file_location("handwritten", path)
+    hw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hw)
+    x = fixture_input((3, 64, 64))
+    for name, cls in hw.MODELS.items():
+        zoo = deterministic_(archc.load(name, input=[3, 64, 64]).to_module()).eval()
+        ref = cls().eval()
+        assert list(ref.state_dict()) == list(zoo.state_dict()), name
+        ref.load_state_dict(zoo.state_dict())
+        with torch.no_grad():
+            assert torch.equal(ref(x), zoo(x)), name
