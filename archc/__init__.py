@@ -2,7 +2,7 @@
 
     net = archc.load("specs/resnet50.yaml", num_classes=10)     # an archc.Net
     net.params, net.macs, net.output_shapes, net.graph
-    net.summary(format="table"); net.source(); net.to_module()
+    net.summary(format="table"); net.source(); net.to_module(weights="torchvision")
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from archc.errors import Location, ShapeError, SpecError, did_you_mean  # noqa: F401
 from archc.ir.graph import Network  # noqa: F401
-from archc.net import Net  # noqa: F401
+from archc.net import Net, WeightsWarning  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -6,12 +6,18 @@ later pipeline stages make of it: the summary (archc.report), the PyTorch source
 itself never reaches down the pipeline."""
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import fields
 from typing import Any
 
 from archc.ir.graph import Network
 
 HTML_ROWS = 60          # a notebook's table folds blocks (summary depth) to stay about this long
+
+
+class WeightsWarning(UserWarning):
+    """Tensors of a non-strict load that kept their initialisation (shape differs, or missing)."""
 
 
 class Net(Network):
@@ -38,10 +44,23 @@ class Net(Network):
         from archc.emit.pytorch import emit_source
         return emit_source(self)
 
-    def to_module(self, weights=None):
-        """The generated source, executed: an nn.Module; `weights`, a state_dict file loaded strictly."""
+    def to_module(self, weights=None, strict: bool = True, ignore_unexpected: bool = False):
+        """The generated source, executed: an nn.Module. `weights`: a state_dict file, or a zoo
+        entry's published weights by name ("torchvision", "torchvision:IMAGENET1K_V1", "timm",
+        "timm:TAG"; downloaded once into torch's hub cache, checksum verified). strict=False
+        loads by key: tensors missing from the file or of another shape (a new head) keep their
+        initialisation, are listed in a WeightsWarning and in `module.archc_weights`; keys the
+        network lacks are an error unless ignore_unexpected."""
         from archc.emit.pytorch import build_module
-        return build_module(self, weights=weights)
+        model = build_module(self)
+        if weights is not None:
+            from archc.emit.pretrained import load_named_or_file
+            report = load_named_or_file(model, self, weights, strict=strict, ignore_unexpected=ignore_unexpected,
+                                        say=lambda line: print(line, file=sys.stderr))
+            model.archc_weights = report
+            if report.kept:
+                warnings.warn(str(report), WeightsWarning, stacklevel=2)
+        return model
 
     # -- notebooks -------------------------------------------------------------------------------
     def __repr__(self) -> str:

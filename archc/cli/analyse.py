@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from archc.cli import main
-from archc.cli.common import compile_spec, handle_errors, spec_options
+from archc.cli.common import compile_spec, handle_errors, load_weights_into, spec_options, weights_options
 from archc.errors import SpecError
 from archc.report.summary import DTYPES, FORMATS, OPTIMIZERS
 
@@ -45,14 +45,18 @@ def summary(spec, variant, sets, input_, fmt, depth, rf, memory, batch, dtype, o
 @click.argument("spec")
 @spec_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the source here (default: stdout).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Check that this state_dict loads strictly.")
+@weights_options
 @handle_errors
-def build(spec, variant, sets, input_, output, weights):
-    """Write standalone, readable PyTorch source for the network."""
+def build(spec, variant, sets, input_, output, weights, strict, ignore_unexpected):
+    """Write standalone, readable PyTorch source for the network.
+
+    --weights checks that a state_dict (or the entry's published weights) loads into it:
+    strictly unless --no-strict."""
     net = compile_spec(spec, variant, sets, input_)
     src = net.source()
     if weights:
-        net.to_module(weights=weights)
+        from archc.emit.pytorch import build_module
+        load_weights_into(build_module(net), net, weights, strict, ignore_unexpected)
     if output:
         try:
             Path(output).write_text(src)
