@@ -293,3 +293,11 @@ def test_the_libraries_adaptations_give_the_entries_keys():
         file_keys = dict.fromkeys(archc.load(full).state_dict_shapes())
         adapted = pretrained.adapt(file_keys, published(name, table[name]))
         assert list(adapted) == list(archc.load(name).state_dict_shapes())
+
+
+def test_docs_list_every_named_entry():
+    page = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    for name, row in pretrained.table().items():
+        w = row["weights"][row["default"]]
+        assert f"| {name} | {row['library']} `{row['builder']}` | {row['default']}" in page, name
+        assert f"`{w.get('file') or w['url'].rsplit('/', 1)[-1]}`" in page, name
