@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import fields
-from typing import Any
 
 from archc.ir.graph import Network
 
@@ -74,12 +73,10 @@ class Net(Network):
     def _repr_html_(self) -> str:
         from archc.report.formats import to_html
         from archc.report.summary import summary_dict
-        depth, deepest = None, max((n.name.count(".") + 1 for n in self.nodes), default=1)
-        if len(self.nodes) > HTML_ROWS:
-            fits = [d for d in range(1, deepest) if len({".".join(n.name.split(".")[:d]) for n in self.nodes}) <= HTML_ROWS]
-            depth = max(fits, default=1)
+        depth = None
+        if len(self.nodes) > HTML_ROWS:        # the deepest folding that fits (depth 1 at worst)
+            deepest = max(n.name.count(".") + 1 for n in self.nodes)
+            rows = {d: len({".".join(n.name.split(".")[:d]) for n in self.nodes}) for d in range(1, deepest)}
+            depth = max((d for d, k in rows.items() if k <= HTML_ROWS), default=1)
         note = "" if depth is None else f"blocks folded to depth {depth}; net.summary(format='table') shows every op"
         return to_html(summary_dict(self, depth=depth), note=note, limit=HTML_ROWS)
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:     # IPython's plain-text view
-        p.text(repr(self))

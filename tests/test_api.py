@@ -109,10 +109,11 @@ def test_html_of_resnet152_stays_modest():
 
 
 def test_html_escapes_what_it_shows():
-    net = archc.load({"archc": 1, "name": "tiny", "input": [4], "layers": [{"linear": 2}]})
-    assert "<script" not in net._repr_html_()
-    html = archc.load({"archc": 1, "name": "a", "doc": "<script>", "input": [4], "layers": ["relu"]})._repr_html_()
-    assert "<script" not in html
+    from archc.report.formats import to_html
+    data = archc.load({"archc": 1, "name": "tiny", "input": [4], "layers": [{"linear": 2}]}).summary()
+    data["name"], data["layers"][0]["name"] = "<script>x</script>", "a&b"
+    html = to_html(data, note="<i>")
+    assert "<script>" not in html and "&lt;script&gt;" in html and ">a&amp;b<" in html and "&lt;i&gt;" in html
 
 
 def test_zoo_pattern(monkeypatch):

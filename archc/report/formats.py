@@ -133,24 +133,27 @@ def to_html(s: dict[str, Any], note: str = "", limit: int = 80) -> str:
     """The summary table as one HTML table (a notebook's view): layers, then totals; past
     `limit` layers, the first and last ones with a count of those left out between them."""
     from html import escape
-    title = s["name"] + (f" ({s['variant']})" if s.get("variant") else "")
-    cell = 'style="text-align:{};padding:0 .6em"'
-    rows = [f"<tr><td {cell.format('left')}>{escape(r['name'])}</td><td {cell.format('left')}>{escape(op_label(r))}</td>"
-            f"<td {cell.format('left')}>{escape(shape(r['out']))}</td>"
-            f"<td {cell.format('right')}>{r['params']:,}</td><td {cell.format('right')}>{r['macs']:,}</td></tr>"
-            for r in s["layers"]]
+
+    def cell(tag: str, text: str, align: str = "left", span: int = 1) -> str:
+        wide = f' colspan="{span}"' if span > 1 else ""
+        return f'<{tag}{wide} style="text-align:{align};padding:0 .6em">{escape(text)}</{tag}>'
+    aligns = ("left", "left", "left", "right", "right")
+    head = ("Layer", "Op", "Output shape", "Params", "MACs")
+    rows = ["<tr>" + "".join(cell("td", c, a) for c, a in zip(
+        (r["name"], op_label(r), shape(r["out"]), f"{r['params']:,}", f"{r['macs']:,}"), aligns)) + "</tr>"
+        for r in s["layers"]]
     if len(rows) > limit:
         tail = limit // 4
-        gap = f'<tr><td colspan="5" {cell.format("center")}>... {len(rows) - limit:,} more rows ...</td></tr>'
+        gap = "<tr>" + cell("td", f"... {len(rows) - limit:,} more rows ...", "center", 5) + "</tr>"
         rows = rows[:limit - tail] + [gap] + rows[-tail:]
-    foot = [f"<tr><th {cell.format('left')}>{escape(k)}</th><td colspan=\"4\" {cell.format('left')}>{escape(v)}</td></tr>"
-            for k, v in totals(s)]
-    head = "".join(f"<th {cell.format(a)}>{h}</th>" for h, a in
-                   (("Layer", "left"), ("Op", "left"), ("Output shape", "left"), ("Params", "right"), ("MACs", "right")))
+    foot = ["<tr>" + cell("th", k) + cell("td", v, span=4) + "</tr>" for k, v in totals(s)]
+    title = s["name"] + (f" ({s['variant']})" if s.get("variant") else "")
     caption = f"<b>{escape(title)}</b>" + (f"<br><small>{escape(note)}</small>" if note else "")
-    return (f'<table style="font-family:monospace;font-size:90%"><caption style="text-align:left">{caption}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-            f"<tbody style=\"border-top:1px solid\">{''.join(foot)}</tbody></table>")
+    return ('<table style="font-family:monospace;font-size:90%">'
+            f'<caption style="text-align:left">{caption}</caption>'
+            f"<thead><tr>{''.join(cell('th', h, a) for h, a in zip(head, aligns))}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody>"
+            f'<tbody style="border-top:1px solid">{"".join(foot)}</tbody></table>')
 
 
 # -- receptive fields and training memory (summary --rf / --memory) ----------------------------
