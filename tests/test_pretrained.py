@@ -301,3 +301,11 @@ def test_docs_list_every_named_entry():
         w = row["weights"][row["default"]]
         assert f"| {name} | {row['library']} `{row['builder']}` | {row['default']}" in page, name
         assert f"`{w.get('file') or w['url'].rsplit('/', 1)[-1]}`" in page, name
+
+
+def test_a_bare_weights_name_is_pointed_to_its_library(monkeypatch, tmp_path):
+    run = cli_in(monkeypatch, tmp_path)
+    r = run("build", "resnet18", "--weights", "IMAGENET1K_V1", code=2)
+    assert "write --weights torchvision:IMAGENET1K_V1" in r.stderr
+    r = run("build", "resnet18", "--weights", "nope.pth", code=2)
+    assert "no such weights file: nope.pth" in r.stderr

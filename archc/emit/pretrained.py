@@ -168,10 +168,22 @@ def adapt(state: dict, pub: Published) -> dict:
     return out
 
 
+def hint_tag(net, weights) -> None:
+    """`--weights IMAGENET1K_V1`, no such file: say how to name the published weights."""
+    if not isinstance(weights, str) or Path(weights).exists():
+        return
+    entry = entry_for(net.file, net.variant)
+    row = table().get(entry.name) if entry else None
+    if row and weights in row["weights"]:
+        raise SpecError(f"no such weights file: {weights}; for {entry.name}'s published weights of that name, "
+                        f"write --weights {row['library']}:{weights}")
+
+
 def load_named_or_file(model, net, weights, strict: bool = True, ignore_unexpected: bool = False, say=print):
     """Load `weights` (a file, or a name for `net`'s published weights) into `model`: a WeightsReport."""
     from archc.emit.weights import load_state, read_weights, unwrap
     if not is_named(weights):
+        hint_tag(net, weights)
         return load_state(model, read_weights(weights), weights, strict=strict, ignore_unexpected=ignore_unexpected)
     pub = resolve(net, weights)
     path = fetch(pub, say)
