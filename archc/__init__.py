@@ -1,7 +1,8 @@
 """archc: a declarative neural-architecture compiler.
 
-    net = archc.load("specs/resnet50.yaml", num_classes=10)
-    net.summary(); net.source(); net.to_module(); net.graph
+    net = archc.load("specs/resnet50.yaml", num_classes=10)     # an archc.Net
+    net.params, net.macs, net.output_shapes, net.graph
+    net.summary(format="table"); net.source(); net.to_module(weights="torchvision")
 """
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from archc.errors import Location, ShapeError, SpecError, did_you_mean  # noqa: F401
-from archc.ir.graph import Network
+from archc.ir.graph import Network  # noqa: F401
+from archc.net import Net, WeightsWarning  # noqa: F401
 
 __version__ = "0.1.0"
 
 
 def load(spec: str | Path | Mapping[str, Any], variant: str | None = None, input=None,
-         **overrides: Any) -> Network:
-    """Compile a spec into an analysed Network. `spec` is a path, the name of a zoo entry
+         **overrides: Any) -> Net:
+    """Compile a spec into an analysed network (an archc.Net). `spec` is a path, the name of a zoo entry
     (`"resnet50"`, `"efficientnet_b3"`), YAML/TOML text, or a mapping. Keyword overrides set
     vars, as `--set` does on the command line."""
     from archc.spec.compile import compile_source
@@ -29,7 +31,7 @@ def load(spec: str | Path | Mapping[str, Any], variant: str | None = None, input
         variant = variant if variant is not None else zoo_variant
     else:
         src = load_text(str(spec))
-    return compile_source(src, variant=variant, overrides=overrides, input=input)
+    return Net.of(compile_source(src, variant=variant, overrides=overrides, input=input))
 
 
 def locate(name: str) -> tuple[str, str | None]:

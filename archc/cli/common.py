@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from archc.errors import SpecError
+from archc.errors import SpecError, Unavailable
 
 
 def spec_options(fn):
@@ -17,6 +17,26 @@ def spec_options(fn):
     return fn
 
 
+def weights_options(fn):
+    """--weights, --strict/--no-strict, --ignore-unexpected: loading a state_dict or named weights."""
+    fn = click.option("--ignore-unexpected", is_flag=True,
+                      help="Leave keys of the file that the network lacks unused (otherwise an error).")(fn)
+    fn = click.option("--strict/--no-strict", default=True, show_default=True,
+                      help="--no-strict: tensors missing from the file or of another shape (a new head) keep "
+                           "their initialisation, listed by name.")(fn)
+    fn = click.option("--weights", metavar="FILE|torchvision[:NAME]|timm[:TAG]",
+                      help="A state_dict file, or a zoo entry's published weights by name (downloaded once "
+                           "into torch's hub cache, checksum verified).")(fn)
+    return fn
+
+
+def load_weights_into(model, net, weights, strict, ignore_unexpected):
+    """Load --weights into `model`, telling on stderr what was loaded and what kept its start."""
+    from archc.emit.pretrained import load_named_or_file
+    say = lambda line: click.echo(line, err=True)     # noqa: E731
+    say(str(load_named_or_file(model, net, weights, strict=strict, ignore_unexpected=ignore_unexpected, say=say)))
+
+
 def handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
@@ -25,6 +45,9 @@ def handle_errors(fn):
         except SpecError as e:
             click.echo(f"error: {e}" if e.loc is None else str(e), err=True)
             sys.exit(2)
+        except Unavailable as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
     return wrapper
 
 

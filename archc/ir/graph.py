@@ -122,16 +122,3 @@ class Network:
     def state_dict_shapes(self) -> dict[str, Shape]:
         """The state_dict the emitted module will have, in module order, statically."""
         return {f"{n.name}.{k}": t.shape for n in self.nodes for k, t in n.tensors.items()}
-
-    # convenience API, delegated to later pipeline stages (imported lazily: torch stays optional)
-    def summary(self, **kw):
-        from archc.report.summary import summary_dict
-        return summary_dict(self, **kw)
-
-    def source(self) -> str:
-        from archc.emit.pytorch import emit_source
-        return emit_source(self)
-
-    def to_module(self, weights=None):
-        from archc.emit.pytorch import build_module
-        return build_module(self, weights=weights)

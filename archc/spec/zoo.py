@@ -76,6 +76,15 @@ def find(name: str) -> Entry | None:
     return next((e for e in entries() if e.name == name), None)
 
 
+def entry_for(file, variant: str | None) -> Entry | None:
+    """The entry a compiled spec is: its file at its variant."""
+    try:
+        path = Path(file).resolve()
+    except (OSError, RuntimeError):
+        return None
+    return next((e for e in entries() if e.variant == variant and e.spec.resolve() == path), None)
+
+
 @lru_cache(maxsize=1)
 def references() -> dict[str, dict]:
     return json.loads(REFERENCES.read_text()) if REFERENCES.exists() else {}
