@@ -36,7 +36,8 @@ def train_options(fn):
 def _open_data(arg, net, cfg):
     from archc.train.data import open_data
     size = tuple(net.input[-2:]) if cfg.resize and len(net.input) == 3 else None
-    return open_data(arg, val_fraction=cfg.val_fraction, seed=cfg.seed, input_shape=net.input, size=size)
+    return open_data(arg, val_fraction=cfg.val_fraction, seed=cfg.seed, input_shape=net.input, size=size,
+                     rule=cfg.labels)
 
 
 def _data_arg(data, cfg) -> str:

@@ -47,6 +47,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(128, ge=1)
     val_batch_size: int | None = Field(None, ge=1)   # evaluation batches (default: batch_size)
     loss: Literal["cross_entropy", "bce"] = "cross_entropy"
+    from_logits: bool = True              # false: the network ends in softmax (Keras's twin)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     metrics: list[Literal["top1", "top5"]] = ["top1"]   # top5: also the top-5 accuracy
     aux_weight: float = Field(0.3, ge=0)  # weight of training-only heads (GoogLeNet's 0.3)
@@ -58,6 +59,7 @@ class TrainConfig(BaseModel):
     data: str | None = None
     val_fraction: float = Field(0.1, ge=0, lt=1)
     resize: bool = False                  # image files: resized to the input's H x W
+    labels: dict[str, int] | None = None  # files:DIR: file-name prefix -> label (default P/H/N)
     workers: int = Field(0, ge=0)         # DataLoader workers for file data sets
     normalize: bool = True                # by channel: with mean/std if given, else computed
     mean: list[float] | None = None       # on the [0, 1] pixel scale, one value or one a channel
@@ -97,6 +99,7 @@ class TrainConfig(BaseModel):
 FIELDS = list(TrainConfig.model_fields)
 # nested forms: `optimizer: {name: sgd, ...}`, `schedule: {name: cosine, ...}`, `loss: {...}`
 NESTED = {"optimizer", "schedule", "loss", "augment", "normalize"}
+NOT_NESTED = {"labels"}     # mappings that are values
 ALIASES = {"weight-decay": "weight_decay", "batch-size": "batch_size", "wd": "weight_decay",
            "warmup_epochs": "warmup", "label-smoothing": "label_smoothing",
            "grad-clip": "grad_clip", "clip_grad": "grad_clip", "scheduler": "schedule",
@@ -111,7 +114,7 @@ def _flatten(section: Mapping[str, Any], where: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in section.items():
         key = ALIASES.get(str(key), str(key))
-        if key in NESTED and isinstance(value, Mapping):
+        if key in NESTED and isinstance(value, Mapping) and key not in NOT_NESTED:
             inner = dict(value)
             if "name" in inner:
                 flat[key] = inner.pop("name")

@@ -84,6 +84,10 @@ class Runner:
     def loss(self, logits, y):
         if self.cfg.loss == "bce":
             return F.binary_cross_entropy_with_logits(logits.squeeze(1), y.float())
+        if not self.cfg.from_logits:      # probabilities: Keras's clipped cross-entropy
+            p = logits.clamp(1e-7, 1 - 1e-7)
+            return F.nll_loss(p.log(), y) if not self.cfg.label_smoothing else \
+                F.cross_entropy(p.log(), y, label_smoothing=self.cfg.label_smoothing)
         return F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
 
 
