@@ -36,8 +36,11 @@ def train_options(fn):
 def _open_data(arg, net, cfg):
     from archc.train.data import open_data
     size = tuple(net.input[-2:]) if cfg.resize and len(net.input) == 3 else None
+    out = net.output_shapes[0]
+    # synthetic data takes the network's shape and classes (two for a 1-logit BCE head)
+    classes = 2 if cfg.loss == "bce" else int(out[0]) if len(out) == 1 else None
     return open_data(arg, val_fraction=cfg.val_fraction, seed=cfg.seed, input_shape=net.input, size=size,
-                     rule=cfg.labels)
+                     rule=cfg.labels, num_classes=classes)
 
 
 def _data_arg(data, cfg) -> str:
