@@ -14,6 +14,7 @@ import archc
 from archc.spec import zoo
 from archc.spec.load import load_file
 from reference_util import (SPECS, assert_logits_match, conv_linear_macs, deterministic_, fixture,
+                            init_fixture, init_mismatches, init_stats,
                             fixture_input, leaf_output_shapes, state_dict_list)
 
 ENTRIES = {e.name: e for e in zoo.entries()}
@@ -44,7 +45,10 @@ class Built:
         self.net = archc.load(self.entry.spec, variant=self.entry.variant)
         self.ref = zoo.expected(self.entry)
         self.fixture = fixture(self.entry.reference) if self.entry.reference in MODEL_FIXTURES else None
-        self.module = deterministic_(self.net.to_module()).eval()
+        torch.manual_seed(0)         # as the init fixtures were taken
+        module = self.net.to_module()
+        self.initial = init_stats(module)
+        self.module = deterministic_(module).eval()
 
 
 @pytest.fixture(scope="module", params=sorted(ENTRIES))
@@ -66,6 +70,15 @@ def test_static_counts_match_reference(model):
     if model.ref is None:
         pytest.skip(f"{model.name} declares no reference")
     assert zoo.compare(model.net, model.ref) == {}
+
+
+def test_starts_like_its_reference(model):
+    """Each tensor's mean, std and range right after construction under manual_seed(0) equal
+    the reference constructor's (tests/reference/init), within sampling noise; constants exactly."""
+    ref = init_fixture(model.entry.reference or model.name)
+    if ref is None:
+        pytest.skip(f"{model.name}: no init fixture (reference: {model.entry.reference})")
+    assert init_mismatches(model.initial, ref) == []
 
 
 # Entries whose state_dict has the reference's keys and shapes in another order. A spec registers

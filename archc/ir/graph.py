@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from archc.errors import Location
+from archc.ir.init import InitSpec
 from archc.ops.base import Op, OpArgs, Shape, Tensor
 
 
@@ -25,6 +26,7 @@ class Node:
     macs: int = 0
     flops: int = 0
     train_only: bool = False     # feeds only training-time outputs (auxiliary heads)
+    init: dict = field(default_factory=dict)   # the layer's own `init:`: tensor key -> Scheme
 
     @property
     def loc(self) -> Location:
@@ -78,6 +80,7 @@ class Network:
     variant: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     file: str = "<mapping>"
+    init: InitSpec = field(default_factory=InitSpec)   # the spec's init rules and its blocks'
 
     @property
     def graph(self):

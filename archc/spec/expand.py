@@ -12,6 +12,7 @@ from archc.ir.infer import infer_node
 from archc.ops.base import Shape
 from archc.spec.blocks import BlockTable
 from archc.spec.expr import resolve
+from archc.spec.init import tensors_of
 from archc.spec.layers import STRUCTURES, At, Item, check_name, explicit_names, parse_item, reads_input
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
@@ -121,6 +122,8 @@ class Expander:
         args = validate(op.Args, raw, item.args_at.src, item.args_at.path, f"layer '{name}' ({item.kind})")
         node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at)
         infer_node(node, [v.shape for v in inputs], sources, lambda f: arg_loc(item, op, f))
+        if "init" in item.wiring:
+            node.init = layer_init(item, node, env)
         self.nodes.append(node)
         return node
 
@@ -180,6 +183,9 @@ class Expander:
             out_var = ident if ident not in scope.vars else scope.fresh(ident)
             scope.vars.add(out_var)
         if item.kind in ("residual", "parallel") and "repeat" not in item.wiring:
+            if "init" in item.wiring:
+                raise item.wiring_at["init"].error(f"'init' goes on a layer that holds tensors, not on "
+                                                   f"'{item.kind}'", key=True)
             result = (self.residual if item.kind == "residual" else self.parallel)(
                 scope, item.args, item.args_at, ins[0], out_var)
         else:
@@ -289,6 +295,10 @@ class Expander:
     def child(self, item: Item, attr: str, path: str, value: Value, env: dict,
               repeatable: bool = True) -> tuple[Module, Value]:
         """The module for one item: an op's module, a block instance, or an nn.Sequential."""
+        if "init" in item.wiring and (item.kind in STRUCTURES or self.blocks.has(item.kind)):
+            raise item.wiring_at["init"].error(
+                f"'init' goes on a layer that holds tensors (conv, linear, bn, ...), not on "
+                f"'{item.kind}'; for a block, give its definition init rules", key=True)
         if repeatable and "repeat" in item.wiring:
             return self.repeated(item, attr, path, value, env)
         if item.kind == "seq":
@@ -381,6 +391,15 @@ class Expander:
                 child, value = self.child(one, name, f"{path}.{name}", value, ienv)
                 mod.children.append(child)
         return value
+
+
+def layer_init(item: Item, node: Node, env: dict) -> dict:
+    """A layer's own `init: {weight: ..., bias: ...}`, over the tensors its op owns."""
+    at = item.wiring_at["init"]
+    raw = resolve_tree(item.wiring["init"], env, at)
+    if not isinstance(raw, dict):
+        raise at.error(f"'init' of a layer maps its tensors to schemes ({{weight: kaiming_normal}}), got {raw!r}")
+    return tensors_of(raw, at, node.tensors, f"'{item.kind}'")
 
 
 def arg_loc(item: Item, op, field: str):

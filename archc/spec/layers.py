@@ -9,7 +9,7 @@ from typing import Any
 from archc.errors import SpecError
 from archc.spec.load import Source
 
-WIRING = ("name", "id", "from", "repeat", "first", "when")
+WIRING = ("name", "id", "from", "repeat", "first", "when", "init")
 STRUCTURES = ("seq", "residual", "parallel")
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Attribute names nn.Module already uses; a layer named so would shadow them.
@@ -77,7 +77,9 @@ def parse_item(raw: Any, at: At) -> Item:
     if isinstance(args, dict) and kind not in STRUCTURES:
         rest = {}
         for k, v in args.items():
-            if k in ("name", "id", "from"):
+            # `init` among the args is the layer's tensors' init when a mapping (prelu's own
+            # `init: 0.25` is its starting slope, an arg)
+            if k in ("name", "id", "from") or (k == "init" and isinstance(v, dict)):
                 if k in item.wiring:
                     raise (item.args_at / k).error(f"'{k}' given twice", key=True)
                 item.wiring[k], item.wiring_at[k] = v, item.args_at / k

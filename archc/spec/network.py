@@ -8,6 +8,8 @@ from archc.spec.blocks import BlockTable
 from archc.spec.expand import ClassScope, Expander, Value, shape_facts
 from archc.spec.expr import resolve
 from archc.spec.layers import At
+from archc.spec.init import rules, spec_init
+from archc.ir.init import InitSpec, block_instances, plan
 
 
 def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
@@ -21,9 +23,26 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
     root.outputs = [(v.var, train) for _, v, train in outputs]
     mark_train_only(exp.nodes, outputs, root)
-    return Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
-                   [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
-                   vars=dict(env), variant=variant, train=spec.train, file=src.file)
+    net = Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
+                  [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
+                  vars=dict(env), variant=variant, train=spec.train, file=src.file)
+    net.init = init_of(spec, src, env, blocks, root)
+    if net.init or any(n.init for n in net.nodes):
+        plan(net)       # a scheme that cannot start its tensor is an error now, not in torch
+    return net
+
+
+def init_of(spec, src, env: dict, blocks: BlockTable, root: Module) -> InitSpec:
+    """The spec's init rules (its preset's first) and the rules of every block it uses."""
+    from archc.spec.expand import resolve_tree
+    at = At(src, ("init",))
+    init = spec_init(resolve_tree(spec.init, env, at), at)
+    for inst, _ in block_instances(root):
+        if inst.block not in init.blocks:
+            bdef, bat = blocks.defs[inst.block]
+            raw = resolve_tree(bdef.init, env, bat / "init") if bdef.init is not None else []
+            init.blocks[inst.block] = rules(raw, bat / "init")
+    return init
 
 
 def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):

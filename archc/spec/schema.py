@@ -50,6 +50,7 @@ class BlockDef(Strict):
     doc: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     let: dict[str, Any] = Field(default_factory=dict)   # values derived from params and c_in
+    init: Any = None                                    # rules for the block's own layers
     layers: list[Any] | None = None
     seq: list[Any] | None = None
     residual: ResidualDef | None = None
@@ -91,6 +92,7 @@ class SpecModel(Strict):
     layers: list[Any]
     outputs: list[Any] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    init: Any = None                 # a preset, rules, or {preset, rules} (spec/init.py reads it)
     zoo: dict[str, ZooEntry] = Field(default_factory=dict)
 
     _shape = field_validator("input", mode="before")(parse_shape)
