@@ -43,7 +43,7 @@ RUNS = [
     ("Paddle ch.3, ResNet-50 (1 logit)", "seed_resnet50", "iChallenge-PM", "synthetic:20", 1, 5, "about 95%"),
     ("Paddle ResNet chapter, ResNet-50 (10 classes), top-1/top-5", "seed_resnet50@cifar10", "cifar10",
      "synthetic:512", 1, 50, "(none printed)"),
-    ("TF2 notes, LeNet-5 (3x3)", "seed_lenet5_tf", "mnist", None, None, 20, "train 98.1%, test 97.7%"),
+    ("TF2 notes, LeNet-5 (3x3)", "seed_lenet5_tf", "mnist", None, 5, 20, "train 98.1%, test 97.7%"),
     ("TF2 notes, VGG-13", "seed_vgg13_cifar", "cifar10", "synthetic:512", 1, 50, "(none printed)"),
     ("TF2 notes, ResNet-18", "seed_resnet18_cifar", "cifar100", "synthetic:256", 1, 50, "79.3%"),
     ("PyTorch course, food-11 CNN", "seed_food11", "food-11", "synthetic:64", 1, 100, "(none printed)"),
@@ -74,8 +74,10 @@ def run_one(spec: str, data: str, epochs: int | None) -> dict:
         (["--epochs", str(epochs)] if epochs else [])
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
+        # one thread: these are small steps (batch 10 for the Paddle recipes), and on this shared
+        # 2-core machine two threads under load spend most of a step waiting for each other
         r = subprocess.run([sys.executable, "-m", "archc.cli", "train", *args, "--out", f"{tmp}/run"],
-                           cwd=ROOT, capture_output=True, text=True)
+                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         wall = time.perf_counter() - t0
         if r.returncode:
             return {"error": (r.stderr or r.stdout).strip().splitlines()[-1], "wall": wall}
@@ -143,7 +145,7 @@ def main() -> int:
             continue
         data_text = data if real else f"{stand_in} ({data} absent)"
         log(f"{label}: {spec} on {data_text}")
-        result = run_one(spec, arg, None if real else epochs)
+        result = run_one(spec, arg, epochs)
         log(f"   {result_text(result)}  {result['wall']:.0f} s")
         rows.append({"label": label, "spec": spec, "data_text": data_text, "claim": claim, "result": result,
                      "epochs_run": result.get("epochs", 0), "recipe_epochs": recipe_epochs})
