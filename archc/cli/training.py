@@ -115,11 +115,13 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
     changes = None
     if resume:
         # the run's own spec, data, split and normalisation; other flags (--epochs, --lr) on top
-        run, net, data, changes = _from_run(resume, spec, variant, sets, input_, data, override, flags)
+        _, net, data, changes = _from_run(resume, spec, variant, sets, input_, data, override, flags)
         ckpt = load_checkpoint(resume)                  # read once: settings and state
-        if override and (flags["mean"] or flags["std"]):
-            cfg0 = make_config(ckpt["config"], mean=flags["mean"], std=flags["std"])
-            ckpt["normalize"] = {k: torch_tensor(getattr(cfg0, k) or run["normalize"][k]) for k in ("mean", "std")}
+        if override and (flags["mean"] or flags["std"]):     # new statistics, deliberately
+            import torch
+            given = make_config({}, mean=flags["mean"], std=flags["std"])
+            ckpt["normalize"] = {k: torch.tensor(getattr(given, k)) if getattr(given, k) else ckpt["normalize"][k]
+                                 for k in ("mean", "std")}
         cfg = make_config(ckpt["config"], compile=compile_, **flags)
     else:
         if spec is None:
@@ -157,11 +159,6 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
         sys.exit(2)
     finally:
         leave()
-
-
-def torch_tensor(values):
-    import torch
-    return torch.tensor(values, dtype=torch.float32)
 
 
 def _argv(ctx: click.Context, drop: set[str]) -> list[str]:
