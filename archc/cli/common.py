@@ -51,6 +51,22 @@ def handle_errors(fn):
     return wrapper
 
 
+def needs_training(fn):
+    """Commands that train or evaluate need the training extra (torch, numpy): without it, say
+    which extra to install rather than fail on an import deep inside."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        import importlib.util
+        missing = [m for m in ("torch", "numpy") if importlib.util.find_spec(m) is None]
+        if missing:
+            click.echo(f"error: archc {click.get_current_context().info_name} needs "
+                       f"{' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                       f"installed: pip install 'archc[train]'", err=True)
+            sys.exit(1)
+        return fn(*a, **kw)
+    return wrapper
+
+
 def compile_spec(spec: str, variant, sets, input_):
     import archc
     from archc.spec.compile import parse_override

@@ -50,16 +50,28 @@ def compile_source(src: Source, variant: str | None = None, overrides: Mapping[s
     # vars may refer to earlier vars: `width: "${base * 2}"`
     for k in list(env):
         env[k] = resolve(env[k], env, src.loc(("vars", k)))
-    if input is not None:
-        shape = input
+    declared = _shape(shape, env, src, "input")
+    shape = declared if input is None else _shape(input, env, src, "--input")
+    if len(shape) != len(declared):
+        # a 2-d size on an image spec would silently build a Conv1d network
+        raise SpecError(f"--input {'x'.join(map(str, shape))} has {len(shape)} dims but the spec's input "
+                        f"{list(declared)} has {len(declared)}: give all {len(declared)} "
+                        f"(e.g. {'x'.join(map(str, declared))})", src.loc(("input",)))
+    blocks = BlockTable.build(spec.blocks, spec.use, src)
+    with paused_gc():
+        net = network_from(spec, src, env, blocks, tuple(shape), variant)
+    if variant is not None and spec.variants[variant].train:
+        net.train = {**spec.train, **spec.variants[variant].train}
+    return net
+
+
+def _shape(shape, env: dict, src: Source, what: str) -> list[int]:
     shape = resolve(shape, env, src.loc(("input",))) if isinstance(shape, str) else shape
     try:
         shape = [int(resolve(d, env, src.loc(("input",)))) for d in parse_shape(shape)]
     except (ValueError, TypeError) as e:
-        raise SpecError(f"{'input' if input is None else '--input'}: {e}", src.loc(("input",))) from None
+        raise SpecError(f"{what}: {e}", src.loc(("input",))) from None
     if not 1 <= len(shape) <= 4 or any(d <= 0 for d in shape):
         raise SpecError(f"input must be 1 to 4 positive sizes ([F], [C, L], [C, H, W], [C, D, H, W]), "
                         f"got {shape}", src.loc(("input",)))
-    blocks = BlockTable.build(spec.blocks, spec.use, src)
-    with paused_gc():
-        return network_from(spec, src, env, blocks, tuple(shape), variant)
+    return shape

@@ -29,6 +29,7 @@ class Variant(Strict):
     doc: str = ""
     input: list[int] | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)   # keys replacing the spec's train: keys
 
     _shape = field_validator("input", mode="before")(parse_shape)
 

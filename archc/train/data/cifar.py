@@ -97,7 +97,7 @@ def batch_dir(name: str, directory: Path) -> Path | None:
 
 
 def open_cifar(name: str, directory: str | None, *, download: bool = True, fetch=None) -> Data:
-    """cifar10 / cifar100: train and test; val is the test split."""
+    """cifar10 / cifar100: train and test; open_data carves the validation split out of train."""
     from archc.train.data import remote as dl
     folder, train, test, label_key, meta, names_key = LAYOUT[name]
     root = dl.data_root() / name if directory is None else Path(os.path.expanduser(directory))
@@ -113,5 +113,5 @@ def open_cifar(name: str, directory: str | None, *, download: bool = True, fetch
     if classes is None and name == "cifar10":
         classes = CIFAR10_CLASSES
     n = len(classes) if classes else int(max(tr.y.max(), te.y.max())) + 1
-    return Data(name=name, train=tr, val=te, test=te, num_classes=n, sample_shape=(3, 32, 32),
+    return Data(name=name, train=tr, val=None, test=te, num_classes=n, sample_shape=(3, 32, 32),
                 classes=list(classes) if classes else None)

