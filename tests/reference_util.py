@@ -6,6 +6,7 @@ logits were computed under: every value depends only on its state_dict key and s
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import zlib
@@ -80,9 +81,10 @@ def state_dict_list(shapes: dict) -> list[list]:
     return [[k, list(s)] for k, s in shapes.items()]
 
 
-def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, list[int]]:
+def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor, mode=None) -> dict[str, list[int]]:
     """Per-sample output shape of every leaf module, by dotted path (the first call, as in the
-    fixtures: a module called several times keeps the shape of its first output)."""
+    fixtures: a module called several times keeps the shape of its first output). `mode`: a
+    context (a FlopCounterMode) the forward runs under."""
     shapes: dict[str, list[int]] = {}
     hooks = []
     def record(path):
@@ -94,7 +96,7 @@ def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, lis
         if path and not any(True for _ in m.children()):
             hooks.append(m.register_forward_hook(record(path)))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), (mode if mode is not None else contextlib.nullcontext()):
             model(x)
     finally:
         for h in hooks:
@@ -102,13 +104,13 @@ def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, lis
     return shapes
 
 
-def conv_linear_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """MACs of conv + linear + matmul as torch's FlopCounterMode counts them, halved."""
+def macs_and_leaf_shapes(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict[str, list[int]]]:
+    """MACs of conv + linear + matmul as torch's FlopCounterMode counts them (halved), and
+    leaf_output_shapes, from one forward (the zoo's checks share it)."""
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    return counter.get_total_flops() // 2
+    shapes = leaf_output_shapes(model, x, counter)
+    return counter.get_total_flops() // 2, shapes
 
 
 def init_fixture(name: str) -> dict | None:
