@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from archc.cli import main
-from archc.cli.common import compile_spec, handle_errors, spec_options
+from archc.cli.common import compile_spec, handle_errors, input_options, spec_options
 from archc.errors import SpecError
 
 DTYPES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}    # --dtype: summary's names
@@ -62,7 +62,7 @@ def build(spec, variant, sets, input_, output, weights):
         net.to_module(weights=weights)
     if output:
         try:
-            Path(output).write_text(src)
+            Path(output).write_text(src, encoding="utf-8")
         except OSError as e:    # a bad -o is bad input (exit 2), not a crash
             raise SpecError(f"cannot write {output}: {e.strerror}") from None
         click.echo(f"wrote {output} ({net.params:,} params)", err=True)
@@ -73,6 +73,7 @@ def build(spec, variant, sets, input_, output, weights):
 @main.command()
 @click.argument("specs", nargs=-1, required=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@input_options
 def check(specs, quiet):
     """Validate spec files (for editors and pre-commit); exit 2 if any is bad."""
     import archc

@@ -78,7 +78,7 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, quiet, compile_, 
     # resuming: the run's own settings, with any flag given now on top
     ckpt = load_checkpoint(resume) if resume else None      # read once: settings and state
     section = ckpt["config"] if ckpt else net.train
-    cfg = make_config(section, compile=compile_, **flags)
+    cfg = make_config(section, None if ckpt else net.train_locs, compile=compile_, **flags)
     dataset = _open_data(data, net, cfg)
     place = place_from_env()
     if nproc > 1 and not place.distributed:
@@ -139,7 +139,7 @@ def evaluate(spec, variant, sets, input_, data, weights, split, fmt, **flags):
     from archc.train.config import make_config
     from archc.train.eval import evaluate_weights
     net = compile_spec(spec, variant, sets, input_)
-    cfg = make_config(net.train, **flags)
+    cfg = make_config(net.train, net.train_locs, **flags)
     m = evaluate_weights(net, _open_data(data, net, cfg), weights, cfg, split=split,
                          say=lambda line: click.echo(line, err=True))
     if fmt == "json":

@@ -78,6 +78,7 @@ class Network:
     variant: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     file: str = "<mapping>"
+    train_locs: dict[tuple, Location] = field(default_factory=dict)   # where `train:` settings were written
 
     @property
     def graph(self):
