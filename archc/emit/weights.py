@@ -1,12 +1,30 @@
 """Strict loading of a PyTorch state_dict into an emitted module, with a mismatch listed by name."""
 from __future__ import annotations
 
-from archc.errors import SpecError
+import os
+import stat
+from typing import Mapping
+
+from archc.errors import Location, SpecError
+
+
+def regular_file(path, what: str = "weights file") -> None:
+    """Refuse what torch.load would block on or misread: a FIFO, a device, a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SpecError(f"no such {what}: {path}") from None
+    except (OSError, ValueError) as e:       # ValueError: a NUL in the name
+        raise SpecError(f"cannot read {what}: {getattr(e, 'strerror', None) or e}", Location(str(path))) from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise SpecError(f"is {kind}, not a {what}", Location(str(path)))
 
 
 def read_weights(path):
     """A checkpoint file read with torch.load(weights_only=True): never arbitrary unpickling."""
     import torch
+    regular_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -23,9 +41,24 @@ def unwrap(obj):
     return obj
 
 
+def check_state(state, origin) -> None:
+    """A state_dict is a mapping of names to tensors: anything else in a weights file (a list,
+    numbers) is reported before it is used."""
+    import torch
+    if not isinstance(state, Mapping):
+        raise SpecError(f"holds a {type(state).__name__}, not a state_dict (a mapping of names to "
+                        f"tensors)", Location(str(origin)))
+    for k, v in state.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            shown = repr(k) if len(repr(k)) <= 80 else repr(k)[:80] + "..."
+            raise SpecError(f"entry {shown} holds a {type(v).__name__}, not a tensor: not a state_dict",
+                            Location(str(origin)))
+
+
 def load_state(model, obj, origin) -> None:
     """Load a checkpoint object (already read from `origin`) strictly into `model`."""
     state = unwrap(obj)
+    check_state(state, origin)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
