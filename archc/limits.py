@@ -23,7 +23,7 @@ class Limits:
     # -- can be raised ------------------------------------------------------------------------
     file_bytes: int = 1 << 20          # a spec or `use:` file
     values: int = 200_000              # values (scalars, lists, mappings) in one spec file, aliases expanded
-    layers: int = 100_000              # ops after expansion (and repeat copies considered)
+    layers: int = 20_000               # ops after expansion (and repeat copies considered)
     repeat: int = 10_000               # one `repeat:` count
     expr_chars: int = 2_000            # characters of one expression
     expr_items: int = 100_000          # characters / list items an expression may build
