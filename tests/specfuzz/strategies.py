@@ -59,12 +59,23 @@ def scalars():
 
 def values(depth: int = 2):
     if depth <= 0:
-        return scalars()
+        return SCALARS
     inner = values(depth - 1)
-    return st.one_of(scalars(), st.lists(inner, max_size=4),
+    return st.one_of(SCALARS, st.lists(inner, max_size=4),
                      st.dictionaries(st.sampled_from(ARGS + WIRING + OPS + ["body", "shortcut", "branches",
                                                                             "merge", "layers", "params"]),
                                      inner, max_size=3))
+
+
+# built once: making strategies costs more than drawing from them
+SCALARS = scalars()
+VALUES = values()
+WIRING_VALUES = {k: st.one_of(st.sampled_from(v), SCALARS) for k, v in {
+    "repeat": [0, 1, 2, 3, "${i}", 20000], "when": ["${i != 1}", True, "${c_in > 4}", 1],
+    "id": ["a", "b", "input", "a\n"], "from": ["a", "input", ["a", "b"], {}], "first": [{"stride": 2}, 5],
+    "name": ["n1", "layer${i + 1}", "forward", "1"]}.items()}
+ARGS_OF_OP = st.one_of(st.none(), st.sampled_from([1, 2, 3, 8, 16, 0.5]),
+                       st.dictionaries(st.sampled_from(ARGS), st.one_of(st.integers(0, 9), SCALARS), max_size=3))
 
 
 def deep(depth: int, kind: str):
@@ -80,32 +91,26 @@ def layer(draw, depth: int = 2):
     """One layer item of the spec grammar."""
     kind = draw(st.sampled_from(OPS + ["block"] + (["seq", "residual", "parallel"] if depth > 0 else [])))
     if kind == "seq":
-        item = {"seq": draw(st.lists(layer(depth - 1), min_size=1, max_size=3))}
+        item = {"seq": draw(st.lists(LAYERS[depth - 1], min_size=1, max_size=3))}
     elif kind == "residual":
-        item = {"residual": {"body": draw(st.lists(layer(depth - 1), min_size=1, max_size=3)),
+        item = {"residual": {"body": draw(st.lists(LAYERS[depth - 1], min_size=1, max_size=3)),
                              "shortcut": draw(st.sampled_from([None, "auto", "none"]))}}
         if item["residual"]["shortcut"] is None:
             del item["residual"]["shortcut"]
     elif kind == "parallel":
-        item = {"parallel": {"branches": draw(st.lists(st.lists(layer(depth - 1), min_size=1, max_size=2),
+        item = {"parallel": {"branches": draw(st.lists(st.lists(LAYERS[depth - 1], min_size=1, max_size=2),
                                                        min_size=1, max_size=3)),
                              "merge": draw(st.sampled_from(["concat", "add", "mul"]))}}
     elif kind == "block":
         item = {"unit": {"width": draw(st.sampled_from([4, 8, "${c_in}", 0]))}}
     else:
-        args = draw(st.one_of(st.none(), st.sampled_from([1, 2, 3, 8, 16, 0.5]),
-                              st.dictionaries(st.sampled_from(ARGS), st.one_of(st.integers(0, 9), scalars()),
-                                              max_size=3)))
-        item = {kind: args}
+        item = {kind: draw(ARGS_OF_OP)}
     for key in draw(st.lists(st.sampled_from(WIRING), max_size=2, unique=True)):
-        item[key] = draw(st.one_of(st.sampled_from({"repeat": [0, 1, 2, 3, "${i}", 20000],
-                                                    "when": ["${i != 1}", True, "${c_in > 4}", 1],
-                                                    "id": ["a", "b", "input", "a\n"],
-                                                    "from": ["a", "input", ["a", "b"], {}],
-                                                    "first": [{"stride": 2}, 5],
-                                                    "name": ["n1", "layer${i + 1}", "forward", "1"]}[key]),
-                                   scalars()))
+        item[key] = draw(WIRING_VALUES[key])
     return item
+
+
+LAYERS = [layer(0), layer(1), layer(2)]
 
 
 @st.composite
@@ -115,14 +120,14 @@ def generated(draw):
             "input": draw(st.sampled_from([[3, 16, 16], [1, 8, 8], [8], [4, 12], [3, 1, 1], "3x16x16", [2, 4, 4, 4]])),
             "vars": {"num_classes": draw(st.sampled_from([10, 1, 0, "${2 * 5}"]))},
             "blocks": {"unit": {"params": {"width": "int"},
-                                "layers": draw(st.lists(layer(1), min_size=1, max_size=3))}},
-            "layers": draw(st.lists(layer(2), min_size=1, max_size=6))}
+                                "layers": draw(st.lists(LAYERS[1], min_size=1, max_size=3))}},
+            "layers": draw(st.lists(LAYERS[2], min_size=1, max_size=6))}
     if draw(st.booleans()):
         tree["layers"] += [{"flatten": None}, {"linear": "$num_classes"}]
     if draw(st.integers(0, 9)) == 0:
         tree["outputs"] = draw(st.sampled_from([["a"], [{"id": "a", "train_only": True}], [[]], [{}]]))
     if draw(st.integers(0, 9)) == 0:
-        tree["train"] = draw(st.dictionaries(st.sampled_from(["lr", "epochs", "optimizer", "bogus"]), scalars(),
+        tree["train"] = draw(st.dictionaries(st.sampled_from(["lr", "epochs", "optimizer", "bogus"]), SCALARS,
                                              max_size=2))
     return tree
 
@@ -158,7 +163,7 @@ def mutated(draw, seeds):
         parent, key = (get(tree, path[:-1]), path[-1]) if path else (None, None)
         node = get(tree, path)
         if what == "replace" and parent is not None:
-            parent[key] = draw(values())
+            parent[key] = draw(VALUES)
         elif what == "delete" and parent is not None:
             del parent[key]
         elif what == "copy" and isinstance(parent, list):
@@ -168,7 +173,7 @@ def mutated(draw, seeds):
         elif what == "deep" and parent is not None:
             parent[key] = deep(draw(st.sampled_from([30, 60, 99, 120, 400])), draw(st.sampled_from(["seq", "list", "map"])))
         elif what == "wiring" and isinstance(node, dict):
-            node[draw(st.sampled_from(WIRING))] = draw(st.one_of(st.sampled_from(EXPRS), scalars()))
+            node[draw(st.sampled_from(WIRING))] = draw(SCALARS)
         elif what == "rename" and parent is not None and isinstance(parent, dict):
             parent[draw(st.sampled_from(WIRING + OPS + ARGS + ["use", "blocks", "vars"]))] = parent.pop(key)
         elif what == "swap":
@@ -176,8 +181,10 @@ def mutated(draw, seeds):
             if path and other and path[:len(other)] != other and other[:len(path)] != path:
                 a, b = get(tree, other[:-1]), other[-1]
                 parent[key], a[b] = copy.deepcopy(a[b]), copy.deepcopy(node)
-        elif what == "grow" and isinstance(node, list):
-            node.extend(copy.deepcopy(node[:1]) * draw(st.sampled_from([1, 10, 1000])))
+        elif what == "grow" and isinstance(node, list) and node:
+            # many copies of a small item (a long list of layers); a big item only a few times
+            times = draw(st.sampled_from([1, 10, 1000])) if len(repr(node[0])) < 200 else 2
+            node.extend([copy.deepcopy(node[0]) for _ in range(times)])
     return f"mutant of {name}", tree
 
 
@@ -195,6 +202,9 @@ def _toml_plain(x):
     return x
 
 
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def write(tree, fmt: str) -> str:
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 20_000))      # the writers recurse; the deep nests are on purpose
@@ -202,7 +212,10 @@ def write(tree, fmt: str) -> str:
         if fmt == "toml":
             plain = _toml_plain(tree) if isinstance(tree, dict) else {"value": _toml_plain(tree)}
             return tomli_w.dumps(plain)
-        return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True, width=120)
+        try:
+            return yaml.dump(tree, Dumper=DUMPER, sort_keys=False, allow_unicode=True, width=120)
+        except UnicodeEncodeError:      # libyaml cannot write a lone surrogate; PyYAML escapes it
+            return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True, width=120)
     finally:
         sys.setrecursionlimit(old)
 
