@@ -64,6 +64,12 @@ CASES = [
     Case("deep_toml", {"s.toml": 'archc = 1\nname = "n"\ninput = [3, 8, 8]\nlayers = [' + "[" * 5000
                        + "]" * 5000 + "]\n"}, ["check", "s.toml"],
          f"s.toml:4:110: arrays and tables nested too deeply: over the limit of 100 levels; {FIXED}"),
+    Case("deep_toml_header", {"s.toml": 'archc = 1\nname = "n"\ninput = [3, 8, 8]\nlayers = ["relu"]\n[vars.'
+                              + ".".join(["a"] * 150) + "]\nb = 1\n"}, ["check", "s.toml"],
+         f"s.toml:5:204: arrays and tables nested too deeply: over the limit of 100 levels; {FIXED}"),
+    Case("deep_toml_key", {"s.toml": 'archc = 1\nname = "n"\ninput = [3, 8, 8]\nlayers = ["relu"]\nvars.'
+                           + ".".join(["a"] * 150) + " = 1\n"}, ["check", "s.toml"],
+         f"s.toml:5:203: arrays and tables nested too deeply: over the limit of 100 levels; {FIXED}"),
     Case("deep_alias", {"s.yaml": HEAD + "vars:\n  a: &a " + "[" * 60 + "]" * 60 + "\n  b: &b "
                         + "[" * 60 + "*a" + "]" * 60 + "\nlayers: [relu]\n"}, ["check", "s.yaml"],
          f"s.yaml:5:48: mappings and lists nested too deeply (aliases expanded): over the limit of 100 "

@@ -43,26 +43,60 @@ def check_yaml_events(events, file: str) -> None:
                                    loc=_mark(file, ev.start_mark))
 
 
-# TOML tokens that matter for nesting: strings and comments (skipped whole), brackets
-_TOML_TOKEN = re.compile(r'"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]',
-                         re.S)
+# TOML tokens that matter for nesting: strings and comments (skipped whole), brackets, and what
+# delimits keys (dotted keys and table headers nest as deep as brackets do)
+_TOML_TOKEN = re.compile(r'"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*'
+                         r'|[\[\]{}.=,\n]', re.S)
 
 
 def check_toml_text(text: str, file: str) -> None:
-    """Refuse TOML text whose arrays and inline tables nest deeper than the `depth` limit."""
+    """Refuse TOML text that nests deeper than the `depth` limit: arrays and inline tables, and
+    the parts of dotted keys and table headers (`[a.b.c]`), before tomllib (which recurses)
+    reads it."""
     lim = limits.current().depth
-    depth = 0
+    brackets: list[str] = []      # open [ and { (a header's [ is not among them)
+    table = dots = 0              # depth of the current [table]; dots of the key being read
+    in_key = line_start = True
+    header = False
     for m in _TOML_TOKEN.finditer(text):
         c = m.group()
-        if c in "[{":
-            depth += 1
-            if depth > lim:
-                line = text.count("\n", 0, m.start()) + 1
-                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-                raise limits.too_large("depth", "arrays and tables nested too deeply",
-                                       loc=Location(file, line, col))
+        if c == "\n":
+            if not brackets:
+                in_key, line_start, dots = True, True, 0
+            continue
+        if c == "[" and line_start and not brackets:       # a [table] or [[array]] header
+            header, dots = True, 0
+            line_start = False
+            continue
+        line_start = False
+        if header:
+            if c == ".":
+                dots += 1
+            elif c == "]":
+                header, table = False, dots + 2           # + 1: an array of tables nests once more
+            depth = dots + 1
+        elif c in "[{":
+            brackets.append(c)
+            in_key, dots = c == "{", 0
+            depth = table + len(brackets)
         elif c in "]}":
-            depth = max(0, depth - 1)
+            if brackets:
+                brackets.pop()
+            continue
+        elif c == "=":
+            in_key, depth = False, table + len(brackets) + dots + 1
+        elif c == ",":
+            in_key, dots = bool(brackets) and brackets[-1] == "{", 0
+            continue
+        elif c == "." and in_key:
+            dots += 1
+            depth = table + len(brackets) + dots + 1
+        else:
+            continue
+        if depth > lim:
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            raise limits.too_large("depth", "arrays and tables nested too deeply", loc=Location(file, line, col))
 
 
 def int_error(value: int, loc) -> SpecError | None:
