@@ -100,13 +100,21 @@ def _compose(text: str, file: str):
     depth and size are within the limits: the composers recurse, the parsers do not."""
     if _FAST is not None:
         try:
-            check_yaml_events(yaml.parse(text, Loader=_FAST), file)
+            _check_events(text, file, _FAST)
             return yaml.compose(text, Loader=_FAST)
         except yaml.YAMLError:
             if len(text) > _REREAD_MAX:
                 raise
-    check_yaml_events(yaml.parse(text, Loader=yaml.SafeLoader), file)
+    _check_events(text, file, yaml.SafeLoader)
     return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _check_events(text: str, file: str, loader) -> None:
+    events = yaml.parse(text, Loader=loader)
+    try:
+        check_yaml_events(events, file)
+    finally:
+        events.close()      # now, not whenever the collector gets to a half-read stream
 
 
 def _load_yaml(text: str, file: str) -> Source:
