@@ -113,8 +113,9 @@ def markdown(r: dict) -> str:
         ("(A run stopped before its end: the figures of the cases it finished.)\n\n" if r.get("partial") else "") +
         f"**{r['cases']:,} fuzzed specs, {fails} failures** in {r['wall_s'] / 60:.0f} min "
         f"({r['cases'] / r['wall_s']:.1f} cases/s). Each case runs {len(COMMANDS)} commands "
-        f"({', '.join(n for n, _ in COMMANDS)}) in-process, each within {COMMAND_SECONDS:.0f} s and "
-        f"{MEMORY_BYTES >> 30} GiB; a case counts as `ok` or `located` by its `check`, or as its first failure.",
+        f"({', '.join(n for n, _ in COMMANDS)}) in-process, each within {COMMAND_SECONDS:.0f} s of CPU and "
+        f"{MEMORY_BYTES >> 30} GiB; a case counts as `ok` or `located` by its `check`, or as its first failure."
+        + (f" {r['note']}" if r.get("note") else ""),
         "",
         "| outcome | cases | commands |", "|---|---|---|", rows, "",
         "Outcomes: `ok` exit 0 with plausible output (JSON parses, jumps positive, generated code compiles, "
