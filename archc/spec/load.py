@@ -98,15 +98,22 @@ _REREAD_MAX = 64 << 10
 def _compose(text: str, file: str):
     """The node tree (nodes only, never objects), after the event stream has shown that its
     depth and size are within the limits: the composers recurse, the parsers do not."""
+    fast_error = None
     if _FAST is not None:
         try:
             _check_events(text, file, _FAST)
             return yaml.compose(text, Loader=_FAST)
-        except yaml.YAMLError:
+        except yaml.YAMLError as e:
             if len(text) > _REREAD_MAX:
                 raise
-    _check_events(text, file, yaml.SafeLoader)
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+            fast_error = e
+    try:
+        _check_events(text, file, yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except (ValueError, OverflowError) as e:    # PyYAML's scanner on "\U7fffffff": chr() out of range
+        if fast_error is not None:
+            raise fast_error from None
+        raise SpecError(f"invalid YAML: {_one_line(e)}", Location(file)) from None
 
 
 def _check_events(text: str, file: str, loader) -> None:
