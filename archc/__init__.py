@@ -37,12 +37,21 @@ def load(spec: str | Path | Mapping[str, Any], variant: str | None = None, input
 def locate(name: str) -> tuple[str, str | None]:
     """(spec path, variant) for a path, or for the name of a zoo entry."""
     p = Path(name)
-    if p.exists() or p.suffix in (".yaml", ".yml", ".toml") or "/" in name:
+    if exists(p) or p.suffix in (".yaml", ".yml", ".toml") or "/" in name:
         return name, None
     from archc.spec import zoo
     entry = zoo.find(name)
     if entry is None:
         names = [e.name for e in zoo.entries()]
-        raise SpecError(f"no spec file or zoo entry named '{name}'{did_you_mean(name, names)}; "
+        from archc.spec.files import shown
+        raise SpecError(f"no spec file or zoo entry named '{shown(name)}'{did_you_mean(name, names)}; "
                         f"'archc zoo' lists the entries")
     return str(entry.spec), entry.variant
+
+
+def exists(path) -> bool:
+    """Path.exists that answers False for names no file can have (too long, a NUL in them)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False

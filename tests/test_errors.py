@@ -255,8 +255,10 @@ def test_load_text_errors_are_located():
 
 
 @pytest.mark.parametrize("expr,msg", [
-    ("[1] * 10 ** 9", "result too large"),
-    ("'a' * 10 ** 9", "result too large"),
+    ("[1] * 10 ** 9", "expression result too large: 1,000,000,000 items is over the limit of 100,000; "
+                      "raise it with --limit expr_items=N or ARCHC_LIMITS=expr_items=N"),
+    ("'a' * 10 ** 9", "expression result too large: 1,000,000,000 items is over the limit of 100,000; "
+                      "raise it with --limit expr_items=N or ARCHC_LIMITS=expr_items=N"),
     ("(9 ** 64) ** 64 ** 2", "exponent too large"),
     ("((9 ** 64) ** 60) ** 60", "number too large"),
 ])

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from archc.cli import main
-from archc.cli.common import compile_spec, handle_errors, load_weights_into, spec_options, weights_options
+from archc.cli.common import (compile_spec, handle_errors, input_options, load_weights_into, spec_options,
+                               weights_options)
 from archc.errors import SpecError
 from archc.report.summary import DTYPES, FORMATS, OPTIMIZERS
 
@@ -59,7 +60,7 @@ def build(spec, variant, sets, input_, output, weights, strict, ignore_unexpecte
         load_weights_into(build_module(net), net, weights, strict, ignore_unexpected)
     if output:
         try:
-            Path(output).write_text(src)
+            Path(output).write_text(src, encoding="utf-8")
         except OSError as e:    # a bad -o is bad input (exit 2), not a crash
             raise SpecError(f"cannot write {output}: {e.strerror}") from None
         click.echo(f"wrote {output} ({net.params:,} params)", err=True)
@@ -70,6 +71,7 @@ def build(spec, variant, sets, input_, output, weights, strict, ignore_unexpecte
 @main.command()
 @click.argument("specs", nargs=-1, required=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@input_options
 def check(specs, quiet):
     """Validate spec files (for editors and pre-commit); exit 2 if any is bad."""
     import archc

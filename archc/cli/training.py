@@ -122,7 +122,7 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
             given = make_config({}, mean=flags["mean"], std=flags["std"])
             ckpt["normalize"] = {k: torch.tensor(getattr(given, k)) if getattr(given, k) else ckpt["normalize"][k]
                                  for k in ("mean", "std")}
-        cfg = make_config(ckpt["config"], compile=compile_, **flags)
+        cfg = make_config(ckpt["config"], None, compile=compile_, **flags)
     else:
         if spec is None:
             raise SpecError("train needs SPEC (a spec file or zoo name), or --resume DIR")
@@ -130,7 +130,7 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
             raise SpecError("train needs --out DIR, a new directory for the run (or --resume DIR)")
         net = compile_spec(spec, variant, sets, input_)
         ckpt = None
-        cfg = make_config(net.train, compile=compile_, **flags)
+        cfg = make_config(net.train, net.train_locs, compile=compile_, **flags)
         data = _data_arg(data, cfg)
     out = out or resume
     check_out_dir(out, resume)
@@ -210,7 +210,7 @@ def evaluate(spec, variant, sets, input_, data, run_dir, weights, override, spli
             raise SpecError("eval needs --data NAME[:PATH] (the data set to score on), or --run DIR "
                             "(a run's own data)")
         net = compile_spec(spec, variant, sets, input_)
-        cfg = make_config(net.train, **flags)
+        cfg = make_config(net.train, net.train_locs, **flags)
     m = evaluate_weights(net, _open_data(data, net, cfg), weights, cfg, split=split,
                          say=lambda line: click.echo(line, err=True))
     if fmt == "json":

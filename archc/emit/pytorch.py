@@ -3,6 +3,7 @@ same source, executed (build_module)."""
 from __future__ import annotations
 
 import keyword
+import re
 from typing import Any
 
 from archc.emit.init import init_code
@@ -18,10 +19,16 @@ INDENT = "    "
 RESERVED_CLASS_NAMES = frozenset({"F", "OrderedDict", "torch", "nn"})
 
 
+# characters a docstring cannot hold as themselves: NUL, CR, and lone surrogates (not UTF-8)
+_UNWRITABLE = re.compile("[\\x00\\r\\ud800-\\udfff]")
+
+
 def docstring(text: str) -> str:
     """Spec text (`doc:`, file and block names) as the inside of a triple-quoted docstring: quotes
-    and backslashes escaped, so nothing from a spec can close the string and become code."""
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\0", "\\0")
+    and backslashes escaped, so nothing from a spec can close the string and become code, and
+    characters that cannot be written as UTF-8 source as escapes."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return _UNWRITABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text)
 
 
 def class_identifier(name: str) -> str:

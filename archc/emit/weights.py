@@ -2,9 +2,26 @@
 match), or not (a new head keeps its initialisation), with every mismatch listed by name."""
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
+from typing import Mapping
 
-from archc.errors import SpecError
+from archc.errors import Location, SpecError
+
+
+def regular_file(path, what: str = "weights file") -> None:
+    """Refuse what torch.load would block on or misread: a FIFO, a device, a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SpecError(f"no such {what}: {path}") from None
+    except (OSError, ValueError) as e:       # ValueError: a NUL in the name
+        raise SpecError(f"cannot read {what}: {getattr(e, 'strerror', None) or e}", Location(str(path))) from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise SpecError(f"is {kind}, not a {what}", Location(str(path)))
+
 
 COUNTER = "num_batches_tracked"    # BatchNorm's step counter: absent from pre-0.4.1 checkpoints
 
@@ -12,6 +29,7 @@ COUNTER = "num_batches_tracked"    # BatchNorm's step counter: absent from pre-0
 def read_weights(path):
     """A checkpoint file read with torch.load(weights_only=True): never arbitrary unpickling."""
     import torch
+    regular_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -26,6 +44,20 @@ def unwrap(obj):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     return obj
+
+
+def check_state(state, origin) -> None:
+    """A state_dict is a mapping of names to tensors: anything else in a weights file (a list,
+    numbers) is reported before it is used."""
+    import torch
+    if not isinstance(state, Mapping):
+        raise SpecError(f"holds a {type(state).__name__}, not a state_dict (a mapping of names to "
+                        f"tensors)", Location(str(origin)))
+    for k, v in state.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            shown = repr(k) if len(repr(k)) <= 80 else repr(k)[:80] + "..."
+            raise SpecError(f"entry {shown} holds a {type(v).__name__}, not a tensor: not a state_dict",
+                            Location(str(origin)))
 
 
 def listing(title: str, keys: list[str], limit: int = 20) -> str:
@@ -68,8 +100,7 @@ def load_state(model, obj, origin, strict: bool = True, ignore_unexpected: bool 
     key and shape must match. Not strict: missing and mis-shaped tensors keep their
     initialisation. Keys the model lacks are an error unless `ignore_unexpected`."""
     state = unwrap(obj)
-    if not isinstance(state, dict):
-        raise SpecError(f"{origin}: not a state_dict (found {type(state).__name__})")
+    check_state(state, origin)
     own = model.state_dict()
     absent = [k for k in own if k not in state]
     counters = [k for k in absent if k.rsplit(".", 1)[-1] == COUNTER and k.rsplit(".", 1)[0] + ".running_mean" in state]

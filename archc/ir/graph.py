@@ -81,6 +81,7 @@ class Network:
     train: dict[str, Any] = field(default_factory=dict)
     file: str = "<mapping>"
     init: InitSpec = field(default_factory=InitSpec)   # the spec's init rules and its blocks'
+    train_locs: dict[tuple, Location] = field(default_factory=dict)   # where `train:` settings were written
 
     @property
     def graph(self):

@@ -66,6 +66,8 @@ def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
             ident, train, name = o["id"], bool(o.get("train_only", False)), o.get("name", o["id"])
         else:
             ident = name = o
+        if not isinstance(ident, str) or not isinstance(name, str):
+            raise o_at.error(f"an output is an id, or a mapping {{id, name, train_only, when}}; got {o!r}")
         if ident not in scope.ids:
             raise o_at.error(f"unknown output id '{ident}'{did_you_mean(ident, scope.ids)}")
         out.append((str(name), scope.ids[ident], train))

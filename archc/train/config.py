@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from archc.errors import SpecError, did_you_mean
+from archc.errors import Location, SpecError, did_you_mean
 
 
 class TrainConfig(BaseModel):
@@ -110,32 +110,60 @@ ALIASES = {"weight-decay": "weight_decay", "batch-size": "batch_size", "wd": "we
            "sync-bn": "sync_bn", "val-fraction": "val_fraction"}
 
 
-def _flatten(section: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _flatten(section: Mapping[str, Any], where: str, path: tuple = (), found: dict[str, tuple] | None = None,
+             locs: Mapping[tuple, Location] | None = None) -> dict[str, Any]:
+    """The nested forms made flat; `found` gets each flat key's path in the section, `locs` says
+    where each path was written."""
     flat: dict[str, Any] = {}
-    for key, value in section.items():
-        key = ALIASES.get(str(key), str(key))
+    for raw_key, value in section.items():
+        key = ALIASES.get(str(raw_key), str(raw_key))
+        at = path + (raw_key,)
         if key in NESTED and isinstance(value, Mapping) and key not in NOT_NESTED:
             inner = dict(value)
             if "name" in inner:
                 flat[key] = inner.pop("name")
+                if found is not None:
+                    found[key] = at + ("name",)
             if key == "normalize":          # normalize: {mean, std} means normalise with these
                 flat["normalize"] = True
-            flat.update(_flatten(inner, f"{where}.{key}"))
+            flat.update(_flatten(inner, f"{where}.{key}", at, found, locs))
         elif key not in FIELDS:
-            raise SpecError(f"{where}: unknown key '{key}'{did_you_mean(key, FIELDS)}; "
-                            f"known: {', '.join(FIELDS)}")
+            shown = key if len(key) <= 80 else key[:80] + "..."
+            raise SpecError(f"{where}: unknown key '{shown}'{did_you_mean(key, FIELDS)}; "
+                            f"known: {', '.join(FIELDS)}", _loc(locs, at))
         else:
             flat[key] = value
+            if found is not None:
+                found[key] = at
     return flat
 
 
-def make_config(section: Mapping[str, Any] | None = None, **flags: Any) -> TrainConfig:
-    """The spec's train section with flags on top; flags that are None were not given."""
-    values = _flatten(section or {}, "train")
-    values.update(_flatten({k: v for k, v in flags.items() if v is not None}, "flag"))
+def _loc(locs: Mapping[tuple, Location] | None, path: tuple) -> Location | None:
+    """Where the setting at `path` of the section was written (or the nearest enclosing one)."""
+    locs = locs or {}
+    for n in range(len(path), -1, -1):
+        if path[:n] in locs:
+            return locs[path[:n]]
+    return None
+
+
+def make_config(section: Mapping[str, Any] | None = None, locs: Mapping[tuple, Location] | None = None,
+                **flags: Any) -> TrainConfig:
+    """The spec's train section with flags on top; flags that are None were not given. `locs`
+    (Network.train_locs) places an error in the section at its line and column."""
+    paths: dict[str, tuple] = {}
+    values = _flatten(section or {}, "train", (), paths, locs)
+    given = {k: v for k, v in flags.items() if v is not None}
+    values.update(_flatten(given, "flag"))
     try:
         return TrainConfig(**values)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(map(str, err["loc"])) or "train"
-        raise SpecError(f"train.{field}: {err['msg']} (got {err.get('input')!r})") from None
+        first = str(err["loc"][0]) if err["loc"] else ""
+        shown = repr(err.get("input"))
+        shown = shown if len(shown) <= 80 else shown[:80] + "..."
+        if first in given or first not in paths:
+            raise SpecError(f"train.{field}: {err['msg']} (got {shown})") from None
+        raise SpecError(f"train.{field}: {err['msg']} (got {shown})",
+                        _loc(locs, paths[first] + tuple(err["loc"][1:]))) from None

@@ -146,7 +146,7 @@ def given(spec, variant, sets, input_, data, flags: dict[str, Any]) -> dict[str,
     """What the command line says about a run's identity, in run.json's terms (None: not said):
     for conflicts() against a recorded run."""
     import archc
-    from archc.spec.compile import parse_override
+    from archc.spec.compile import override_value, parse_override
     from archc.spec.schema import parse_shape
     from archc.train.data import source_of
     out: dict[str, Any] = {"spec": None, "variant": variant, "input": None, "data": None,
@@ -168,7 +168,7 @@ def given(spec, variant, sets, input_, data, flags: dict[str, Any]) -> dict[str,
             out[name] = [float(t) for t in str(flags[name]).split(",") if t.strip()]
     for s in sets:
         key, value = parse_override(s)
-        out[f"var:{key}"] = value
+        out[f"var:{key}"] = override_value(key, value, None)    # read as the spec would read it
     return out
 
 

@@ -100,7 +100,7 @@ def _open(arg: str, *, val_fraction, seed, input_shape, num_classes, size, rule,
         try:
             n = int(path) if path else 1024
         except ValueError:
-            raise SpecError(f"synthetic:N takes a number of samples, not '{path}'") from None
+            raise SpecError(f"synthetic:N takes a number of samples, not '{path[:40]}'") from None
         return open_synthetic(n, input_shape, num_classes=num_classes or 10,
                               val_fraction=val_fraction, seed=seed)
     raise SpecError(f"unknown data set '{name}'{did_you_mean(name, SOURCES)}; "
