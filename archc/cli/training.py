@@ -148,6 +148,9 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
     try:
         run_training(net, dataset, cfg, out, resume=resume, quiet=quiet, log=log,
                      progress=progress, checkpoint=ckpt, place=place, changes=changes)
+        # rank 0 may still be writing the last epoch's files: a process that tears the group down
+        # while another still holds it can abort in gloo ("terminate called ...")
+        barrier()
     except KeyboardInterrupt:
         sys.exit(130)
     except Diverged as e:
