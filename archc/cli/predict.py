@@ -134,7 +134,7 @@ def _from_weights(spec, variant, sets, input_, weights, mean, std, say):
         norm = None
         said = (f"not normalised: {weights} says nothing of how its inputs were scaled, so pixels are taken "
                 f"in [0, 1]; give --mean/--std as the network was trained (or use --run DIR)")
-    say(f"note: images resized to {h}x{w}, {said}; classes shown by index (class names come with --run DIR)")
+    say(f"note: images taken at {h}x{w} (resized where they differ), {said}; classes shown by index (class names come with --run DIR)")
     return net, model, (norm["mean"], norm["std"]) if norm else None, _class_names(None, k)
 
 

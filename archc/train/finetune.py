@@ -25,6 +25,11 @@ class Freezer:
         self.keys = {k for keys in resolve(net, cfg.freeze, "--freeze").values() for k in keys}
         self.patterns, self.unfreeze_at = list(cfg.freeze), cfg.unfreeze_at
         self.frozen: bool | None = None        # the state applied last (None: none yet)
+        trainable = [k for n in net.nodes for k, t in ((f"{n.name}.{k}", t) for k, t in n.tensors.items())
+                     if t.trainable]
+        if self.keys and trainable and all(k in self.keys for k in trainable):
+            raise SpecError(f"--freeze {','.join(self.patterns)} freezes every parameter of {net.name}: nothing "
+                            f"would train (freeze a part, such as backbone, and train the rest)")
 
     def active(self, epoch: int) -> bool:
         """Frozen in this epoch (0-based; --unfreeze-at counts from 1, as the log does)?"""

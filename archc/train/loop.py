@@ -143,7 +143,6 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     if resume is not None:
         resume = Path(resume).parent if Path(resume).is_file() else Path(resume)
     check_out_dir(out, resume)         # every process, before any of them writes (join waits)
-    out.mkdir(parents=True, exist_ok=True)
     net = fit_network(net, data, cfg, say)
     for line in notes(cfg, data):
         say(line)
@@ -197,6 +196,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
         if start < cfg.epochs:
             say(f"resuming from {resume} at epoch {start + 1}" + (f", batch {skip + 1}" if skip else ""))
     board = None
+    out.mkdir(parents=True, exist_ok=True)     # only now: bad input above leaves no directory behind
     if place.main:
         _write_run_files(net, data, cfg, out, mean, std, resume, changes, start, started)
         # rewrite the logs from the checkpoint: epochs after it (from a crashed run) are dropped
