@@ -182,3 +182,21 @@ def test_freeze_works_from_the_python_api_too(tmp_path):
     with pytest.raises(SpecError, match="did you mean 'layer2'"):
         loop.train(net, data, make_config({}, epochs=1, device="cpu", freeze="layer2x"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_two_processes_with_freezing_and_unfreezing_equal_one(tmp_path):
+    """DDP syncs only what trains when it is made: unfreezing makes a new wrapper, or the
+    unfrozen gradients would stay each process's own."""
+    from test_distributed import COMMON, PLAIN, archc_cli
+    flags = ["--epochs", "2", "--freeze", "conv1", "--unfreeze-at", "2", "--lr-scale", "linear1=0.5"]
+    r = archc_cli("train", PLAIN, *COMMON, *flags, "--nproc", "2", "--out", str(tmp_path / "ddp"))
+    assert r.returncode == 0 and "epoch 2: unfrozen" in r.stdout, r.stderr
+    net = archc.load(PLAIN)
+    cfg = make_config(net.train, val_fraction=0.2, batch_size=32, device="cpu", deterministic=True, epochs=2,
+                      freeze=["conv1"], unfreeze_at=2, lr_scale=["linear1=0.5"])
+    loop.train(net, open_data("digits", val_fraction=0.2), cfg, tmp_path / "one", quiet=True)
+    wa, wb = (torch.load(tmp_path / d / "last.pt", weights_only=True)["model"] for d in ("one", "ddp"))
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6), k
+    torch.manual_seed(0)
+    assert not torch.allclose(net.to_module().state_dict()["conv1.weight"], wb["conv1.weight"])

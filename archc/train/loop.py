@@ -33,10 +33,11 @@ from archc.train.config import TrainConfig
 from archc.train.data import Data, channel_stats
 from archc.train.dist import Place, all_sum, barrier, device_for, join
 from archc.train.fit import fit_network
-from archc.train.record import check_out_dir, make_record
+from archc.train.record import check_out_dir, make_record, note
 from archc.train.finetune import Freezer, init_weights, lr_scales
 from archc.train.optim import base_lr, make_optimizer, make_scheduler
-from archc.train.report import Progress, TensorBoard, epoch_line, require_tensorboard, write_curves, write_metrics_csv
+from archc.train.report import (Progress, TensorBoard, early_stop, epoch_line, require_tensorboard, score,
+                                 write_curves, write_metrics_csv)
 from archc.train.runner import Runner, evaluate, iterate, on_device, per_process_batch
 
 __all__ = ["train", "preflight", "Diverged", "Runner", "fit_network", "evaluate", "normalisation"]
@@ -213,7 +214,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 "spec": {"file": net.file, "variant": net.variant, "input": list(net.input)},
                 "world_size": place.world_size}
 
-    best = max((_score(h) for h in history), default=None)
+    best = max((score(h) for h in history), default=None)
     # several processes: a peer's exit on Ctrl-C can surface here as a communication error
     tracking = watch_sigint(hold=False) if place.distributed else nullcontext(lambda: False)
     acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
@@ -222,7 +223,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
             if cfg.early_stop and (stop := early_stop(history, cfg.early_stop)):
                 say(stop["message"])
                 if place.main:
-                    _note_in_run(out, "early_stop", {k: v for k, v in stop.items() if k != "message"})
+                    note(out, "early_stop", {k: v for k, v in stop.items() if k != "message"})
                 break
             if freezer.apply(model, epoch):
                 say(f"epoch {epoch + 1}: unfrozen, every parameter trains")
@@ -317,30 +318,6 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     return history
 
 
-def early_stop(history: list[dict], patience: int) -> dict | None:
-    """Whether a run stops here: `patience` epochs since the best validation score (accuracy,
-    then loss, as best.pt is chosen). Read from the history alone, so a resume decides the same."""
-    scored = [h for h in history if h.get("val_acc") is not None]
-    if not scored:
-        return None
-    best = max(scored, key=_score)
-    waited = history[-1]["epoch"] - best["epoch"]
-    if waited < patience:
-        return None
-    return {"patience": patience, "best_epoch": best["epoch"], "stopped_after_epoch": history[-1]["epoch"],
-            "message": f"early stop: no better val_acc/val_loss in {waited} epochs (patience {patience}); "
-                       f"best epoch {best['epoch']} (val_acc {best['val_acc']:.4f}), stopped after epoch "
-                       f"{history[-1]['epoch']}. A larger --early-stop (0: none) goes on"}
-
-
-def _note_in_run(out: Path, key: str, value) -> None:
-    """Add one entry to run.json (rewritten whole)."""
-    path = out / "run.json"
-    run = json.loads(path.read_text())
-    run[key] = value
-    write_text_atomic(path, json.dumps(run, indent=1, default=str) + "\n")
-
-
 def _final_test(run: Runner, data: Data, cfg: TrainConfig, out: Path, place: Place, say, history: list[dict],
                 board=None) -> None:
     """best.pt's weights (chosen on validation) scored once on the test split, recorded as the
@@ -370,8 +347,8 @@ def _record(rec: dict, history: list[dict], best, state: dict, out: Path):
         f.write(json.dumps(rec) + "\n")
     write_metrics_csv(history, out / "metrics.csv")
     save_atomic(state, out / "last.pt")
-    if best is None or _score(rec) > best:
-        best = _score(rec)
+    if best is None or score(rec) > best:
+        best = score(rec)
         shutil.copyfile(out / "last.pt", out / ".best.pt.tmp")
         os.replace(out / ".best.pt.tmp", out / "best.pt")
     write_curves(history, out / "curves.png")
@@ -382,13 +359,6 @@ def _save_interrupted(state: dict, out: Path) -> None:
     # a second Ctrl-C while saving would leave the older last.pt: the file goes down first
     with watch_sigint(hold=True):
         save_atomic(state, out / "last.pt")
-
-
-def _score(rec: dict) -> tuple:
-    """Higher is better: validation accuracy, then lower validation (or train) loss."""
-    if rec.get("val_acc") is not None:
-        return (rec["val_acc"], -rec["val_loss"])
-    return (rec["train_acc"], -rec["train_loss"])
 
 
 def _write_run_files(net, data: Data, cfg: TrainConfig, out: Path, mean, std, resume, changes,

@@ -208,3 +208,12 @@ def refuse_conflicts(run: dict[str, Any], where: Path, now: dict[str, Any], over
                         f"to change it deliberately")
     return {k: [recorded(run, k), v] for k, v in now.items()
             if v is not None and not same(v, recorded(run, k))}
+
+
+def note(out: Path, key: str, value) -> None:
+    """Add one entry to OUT/run.json (rewritten whole, atomically)."""
+    from archc.train.checkpoint import write_text_atomic
+    path = Path(out) / "run.json"
+    run = json.loads(path.read_text())
+    run[key] = value
+    write_text_atomic(path, json.dumps(run, indent=1, default=str) + "\n")

@@ -37,6 +37,29 @@ class Progress:
                   f"{rate:,.0f} samples/s  {left:.0f}s left")
 
 
+def score(rec: dict) -> tuple:
+    """Higher is better: validation accuracy, then lower validation (or train) loss."""
+    if rec.get("val_acc") is not None:
+        return (rec["val_acc"], -rec["val_loss"])
+    return (rec["train_acc"], -rec["train_loss"])
+
+
+def early_stop(history: list[dict], patience: int) -> dict | None:
+    """Whether a run stops here: `patience` epochs since the best validation score (accuracy,
+    then loss, as best.pt is chosen). Read from the history alone, so a resume decides the same."""
+    scored = [h for h in history if h.get("val_acc") is not None]
+    if not scored:
+        return None
+    best = max(scored, key=score)
+    waited = history[-1]["epoch"] - best["epoch"]
+    if waited < patience:
+        return None
+    return {"patience": patience, "best_epoch": best["epoch"], "stopped_after_epoch": history[-1]["epoch"],
+            "message": f"early stop: no better val_acc/val_loss in {waited} epochs (patience {patience}); "
+                       f"best epoch {best['epoch']} (val_acc {best['val_acc']:.4f}), stopped after epoch "
+                       f"{history[-1]['epoch']}. A larger --early-stop (0: none) goes on"}
+
+
 def epoch_line(rec: dict, epochs: int) -> str:
     val = "" if rec["val_acc"] is None else f"  val_loss {rec['val_loss']:.4f}  val_acc {rec['val_acc']:.4f}"
     return (f"epoch {rec['epoch']}/{epochs}  train_loss {rec['train_loss']:.4f}  "
