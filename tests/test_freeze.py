@@ -200,3 +200,6 @@ def test_two_processes_with_freezing_and_unfreezing_equal_one(tmp_path):
         assert torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6), k
     torch.manual_seed(0)
     assert not torch.allclose(net.to_module().state_dict()["conv1.weight"], wb["conv1.weight"])
+    r = archc_cli("train", PLAIN, *COMMON, "--freeze", "conv9", "--nproc", "2", "--out", str(tmp_path / "bad"))
+    assert r.returncode == 2 and r.stderr.count("did you mean 'conv1'") == 1      # once, before any launch
+    assert not (tmp_path / "bad").exists()

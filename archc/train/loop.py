@@ -81,7 +81,8 @@ def _check(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> Non
 
 def preflight(net, data: Data, cfg: TrainConfig, world_size: int) -> None:
     """Everything train() would refuse, checked once before processes are launched."""
-    fit_network(net, data, cfg, lambda s: None)
+    net = fit_network(net, data, cfg, lambda s: None)
+    Freezer(net, cfg), lr_scales(net, cfg)          # patterns that select nothing
     wants_gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     dev = device_for(Place(), cfg.device)
     if wants_gpu and world_size > torch.cuda.device_count():
