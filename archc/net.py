@@ -29,13 +29,15 @@ class Net(Network):
 
     def summary(self, format: str | None = None, depth: int | None = None, rf: bool = False,
                 memory: bool = False, batch: int | None = None, dtype: str | None = None,
-                optimizer: str | None = None):
+                optimizer: str | None = None, freeze=None):
         """The summary. Without `format`, the dict of `archc summary --format json`; with
         format="table" | "md" | "json" | "csv", the text `archc summary` prints for the same
         options (ending in a newline). `batch`, `dtype` ("float32", "bf16", "fp16") or
-        `optimizer` imply `memory`, as on the command line."""
+        `optimizer` imply `memory`, as on the command line. `freeze`: patterns (as `archc train
+        --freeze`) whose layers are marked frozen, and left out of `trainable_params`."""
         from archc.report.summary import summary_for, summary_text
-        options = dict(depth=depth, rf=rf, memory=memory, batch=batch, dtype=dtype, optimizer=optimizer)
+        options = dict(depth=depth, rf=rf, memory=memory, batch=batch, dtype=dtype, optimizer=optimizer,
+                       freeze=freeze)
         return summary_for(self, **options) if format is None else summary_text(self, format, **options)
 
     def source(self) -> str:

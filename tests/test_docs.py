@@ -24,3 +24,13 @@ def test_reference_table_is_current():
     import json
     shipped = json.loads((ROOT / "archc" / "zoo" / "references.json").read_text())
     assert shipped == script("gen_references").build(), "run `python scripts/gen_references.py`"
+
+
+def test_readme_commands_table_has_a_row_for_every_command():
+    import re
+    from archc.cli import main
+    table = (ROOT / "README.md").read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `archc ")]
+    named = {re.match(r"\| `archc (\w+)", row).group(1) for row in rows}
+    assert named == set(main.commands), f"README's commands table: missing {set(main.commands) - named}"
+    assert all(row.count("|") - row.count("\\|") == 3 for row in rows)      # one line, two cells each

@@ -28,11 +28,15 @@ from archc.report.summary import DTYPES, FORMATS, OPTIMIZERS
               help="Training dtype of the memory estimate (default float32).")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               help="Optimizer of the memory estimate (default adam).")
+@click.option("--freeze", multiple=True, metavar="PATTERN",
+              help="Mark the layers `archc train --freeze PATTERN` would freeze and count the trainable params "
+                   "(scoped names or globs: conv1,bn1 layer1 'features.*' backbone head; repeatable).")
 @handle_errors
-def summary(spec, variant, sets, input_, fmt, depth, rf, memory, batch, dtype, optimizer):
+def summary(spec, variant, sets, input_, fmt, depth, rf, memory, batch, dtype, optimizer, freeze):
     """Static table of shapes, parameters, MACs/FLOPs and memory (no PyTorch needed)."""
     from archc.report.summary import summary_for, summary_text
-    options = dict(depth=depth, rf=rf, memory=memory, batch=batch, dtype=dtype, optimizer=optimizer)
+    options = dict(depth=depth, rf=rf, memory=memory, batch=batch, dtype=dtype, optimizer=optimizer,
+                   freeze=freeze or None)
     if fmt == "csv" and (memory or batch or dtype or optimizer):     # before compiling: fail fast
         raise SpecError("--memory has no place in CSV (one row per layer): use --format table, md or json")
     net = compile_spec(spec, variant, sets, input_)

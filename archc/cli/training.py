@@ -87,6 +87,21 @@ def _from_run(directory, spec, variant, sets, input_, data, override, flags):
 @click.option("--std", metavar="S[,S...]", help="Normalise with this std per channel (default: computed).")
 @click.option("--resize/--no-resize", default=None, help="Image files: resize to the input's H x W.")
 @click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm across processes (GPUs).")
+@click.option("--init-from", metavar="FILE|torchvision[:NAME]|timm[:TAG]",
+              help="Start from these weights, loaded by key: tensors missing from them or of another shape "
+                   "(a new head) keep their initialisation and are listed (a new run only).")
+@click.option("--ignore-unexpected", is_flag=True, default=None,
+              help="With --init-from: leave the file's keys that the network lacks unused (otherwise an error).")
+@click.option("--freeze", multiple=True, metavar="PATTERN",
+              help="Freeze these parameters: scoped names or globs (conv1,bn1  layer1  'features.*'), or "
+                   "backbone / head; their BatchNorm stays in eval mode. Repeatable.")
+@click.option("--unfreeze-at", type=int, metavar="EPOCH", help="Train everything from this epoch on (1-based).")
+@click.option("--lr-scale", multiple=True, metavar="PATTERN=FACTOR",
+              help="Scale the learning rate of these parameters ('layer4.*=0.1', 'backbone=0.1'). Repeatable.")
+@click.option("--early-stop", type=click.IntRange(min=0), metavar="PATIENCE",
+              help="Stop after PATIENCE epochs without a better validation score (0: never).")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="Also write TensorBoard event files to OUT/tensorboard (needs the tensorboard package).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes, through torch.distributed.run with DDP (gloo on CPU, nccl on GPU); "
                    "--batch-size stays the global batch.")
@@ -98,7 +113,8 @@ def _from_run(directory, spec, variant, sets, input_, data, override, flags):
 @click.pass_context
 @handle_errors
 @needs_training
-def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, compile_, nproc, **flags):
+def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, compile_, nproc, init_from,
+          ignore_unexpected, **flags):
     """Train the network; writes OUT/metrics.jsonl, last.pt, best.pt, model.py, curves.png, run.json.
 
     SPEC is a spec file or zoo name; with --resume DIR it may be left out (the run knows it).
@@ -112,7 +128,13 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
     from archc.train.record import check_out_dir
     if override and not resume:
         raise SpecError("--override changes a resumed run's recorded values; it goes with --resume DIR")
+    if ignore_unexpected and not init_from:
+        raise SpecError("--ignore-unexpected goes with --init-from (the weights a run starts from)")
+    flags = {k: (v or None) if isinstance(v, tuple) else v for k, v in flags.items()}   # () is not given
     changes = None
+    if resume and init_from:
+        raise SpecError(f"--init-from starts a new run; the run in {resume} continues from its own last.pt. "
+                        f"Leave --init-from out, or start a new run (--out NEW) with --init-from {resume}/last.pt")
     if resume:
         # the run's own spec, data, split and normalisation; other flags (--epochs, --lr) on top
         _, net, data, changes = _from_run(resume, spec, variant, sets, input_, data, override, flags)
@@ -123,6 +145,7 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
             ckpt["normalize"] = {k: torch.tensor(getattr(given, k)) if getattr(given, k) else ckpt["normalize"][k]
                                  for k in ("mean", "std")}
         cfg = make_config(ckpt["config"], None, compile=compile_, **flags)
+        changes = _finetune_changes(ckpt["config"], cfg, resume, override, changes)
     else:
         if spec is None:
             raise SpecError("train needs SPEC (a spec file or zoo name), or --resume DIR")
@@ -137,8 +160,12 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
     dataset = _open_data(data, net, cfg)
     place = place_from_env()
     if nproc > 1 and not place.distributed:
-        # bad input is found here, once, rather than by every worker
+        # bad input is found here, once, rather than by every worker; named weights downloaded once
         preflight(net, dataset, cfg, nproc)
+        if init_from:
+            from archc.emit.pretrained import fetch, is_named, resolve
+            if is_named(init_from):
+                fetch(resolve(net, init_from), lambda line: click.echo(line, err=True))
         from archc.train.dist import launch
         sys.exit(launch(nproc, _argv(ctx, drop={"nproc"})))
     tty = not quiet and sys.stderr.isatty() and place.main
@@ -146,8 +173,9 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
     progress = (lambda s: click.echo(f"\r{s}\x1b[K", nl=False, err=True)) if tty else None
     log = (lambda s: click.echo(f"\r\x1b[K{s}")) if tty else click.echo
     try:
+        init = {"weights": init_from, "ignore_unexpected": bool(ignore_unexpected)} if init_from else None
         run_training(net, dataset, cfg, out, resume=resume, quiet=quiet, log=log,
-                     progress=progress, checkpoint=ckpt, place=place, changes=changes)
+                     progress=progress, checkpoint=ckpt, place=place, changes=changes, init=init)
         # rank 0 may still be writing the last epoch's files: a process that tears the group down
         # while another still holds it can abort in gloo ("terminate called ...")
         barrier()
@@ -162,6 +190,30 @@ def train(ctx, spec, variant, sets, input_, data, out, resume, override, quiet, 
         sys.exit(2)
     finally:
         leave()
+
+
+FINETUNE = {"freeze": "--freeze", "unfreeze_at": "--unfreeze-at", "lr_scale": "--lr-scale"}
+
+
+def _finetune_changes(saved: dict, cfg, resume, override: bool, changes: dict | None) -> dict | None:
+    """A resumed run keeps its freezing and learning-rate factors: another --freeze or
+    --unfreeze-at is refused unless --override (then recorded); another --lr-scale always, as it
+    reshapes the optimizer's parameter groups that the checkpoint's state belongs to."""
+    from archc.train.record import show
+    differ = {k: [saved.get(k, {} if k == "lr_scale" else [] if k == "freeze" else None), getattr(cfg, k)]
+              for k in FINETUNE}
+    differ = {k: v for k, v in differ.items() if v[0] != v[1]}
+    if "lr_scale" in differ:
+        raise SpecError(f"--lr-scale {show([f'{p}={f:g}' for p, f in cfg.lr_scale.items()]) or 'none'} differs from "
+                        f"the run's {show([f'{p}={f:g}' for p, f in differ['lr_scale'][0].items()]) or 'none'} "
+                        f"({resume}): the factors shape the optimizer's state, so a run keeps them. Leave "
+                        f"--lr-scale out, or start a new run with --init-from {resume}/last.pt")
+    if differ and not override:
+        said = "; ".join(f"{FINETUNE[k]} {show(new) if new not in (None, []) else 'none'} says otherwise than the "
+                         f"run's {show(old) if old not in (None, []) else 'none'}" for k, (old, new) in differ.items())
+        raise SpecError(f"{said} ({resume}). A resumed run keeps its freezing: leave the flag out, or add "
+                        f"--override to change it deliberately")
+    return {**(changes or {}), **differ} if differ else changes
 
 
 def _argv(ctx: click.Context, drop: set[str]) -> list[str]:
@@ -193,15 +245,21 @@ def _argv(ctx: click.Context, drop: set[str]) -> list[str]:
               help="best.pt / last.pt of a run (or its directory), or a state_dict file (default with --run: its best.pt).")
 @click.option("--split", type=click.Choice(["val", "test", "train"]), default="val", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--confusion", is_flag=False, flag_value="", default=None, metavar="[FILE.png]",
+              help="Also per-class accuracy, and the confusion matrix as a PNG (default: confusion-SPLIT.png).")
 @handle_errors
 @needs_training
-def evaluate(spec, variant, sets, input_, data, run_dir, weights, override, split, fmt, **flags):
+def evaluate(spec, variant, sets, input_, data, run_dir, weights, override, split, fmt, confusion, **flags):
     """Loss and accuracy of trained weights on a data split: `--run DIR`, or SPEC --weights FILE --data NAME."""
     from pathlib import Path
     from archc.train.config import make_config
     from archc.train.eval import evaluate_weights
     if override and not run_dir:
         raise SpecError("--override changes a run's recorded values; it goes with --run DIR")
+    if confusion is not None:
+        confusion = confusion or f"confusion-{split}.png"
+        if not confusion.lower().endswith(".png"):
+            raise SpecError(f"--confusion writes a PNG: give a FILE.png, not '{confusion}' (or put --confusion last)")
     if run_dir:
         run, net, data, _ = _from_run(run_dir, spec, variant, sets, input_, data, override, flags)
         cfg = make_config(run["config"], **flags)
@@ -214,12 +272,37 @@ def evaluate(spec, variant, sets, input_, data, run_dir, weights, override, spli
                             "(a run's own data)")
         net = compile_spec(spec, variant, sets, input_)
         cfg = make_config(net.train, net.train_locs, **flags)
-    m = evaluate_weights(net, _open_data(data, net, cfg), weights, cfg, split=split,
-                         say=lambda line: click.echo(line, err=True))
+    dataset = _open_data(data, net, cfg)
+    m = evaluate_weights(net, dataset, weights, cfg, split=split, say=lambda line: click.echo(line, err=True),
+                         confusion=confusion is not None)
+    per_class = _per_class(m["confusion"], dataset.classes, cfg) if confusion is not None else None
     if fmt == "json":
         extra = {f"{split}_top5": m["top5"]} if "top5" in m else {}
+        more = {"per_class": per_class, "confusion": m["confusion"]} if per_class is not None else {}
         click.echo(json.dumps({f"{split}_loss": m["loss"], f"{split}_acc": m["acc"], **extra,
-                               "samples": m["samples"]}))
+                               "samples": m["samples"], **more}))
     else:
         top5 = f"  {split}_top5 {m['top5']:.4f}" if "top5" in m else ""
         click.echo(f"{split}_loss {m['loss']:.4f}  {split}_acc {m['acc']:.4f}{top5}  ({m['samples']} samples)")
+        if per_class is not None:
+            width = max(len("class"), *(len(r["class"]) for r in per_class))
+            click.echo(f"{'class'.ljust(width)}  samples  correct  accuracy")
+            for r in per_class:
+                acc = "-" if r["acc"] is None else f"{r['acc']:.4f}"
+                click.echo(f"{r['class'].ljust(width)}  {r['samples']:7d}  {r['correct']:7d}  {acc:>8}")
+    if confusion is not None:
+        from archc.train.report import write_confusion
+        names = [r["class"] for r in per_class]
+        write_confusion(m["confusion"], names, confusion, title=f"{net.name}: {split} split, {m['samples']} samples")
+        click.echo(f"wrote {confusion} (confusion matrix: rows true class, columns predicted)", err=True)
+
+
+def _per_class(matrix: list[list[int]], classes, cfg) -> list[dict]:
+    """[{class, samples, correct, acc}] from confusion counts; names from the data set when known."""
+    k = len(matrix)
+    names = list(classes) if classes and len(classes) == k else [str(i) for i in range(k)]
+    rows = []
+    for i, row in enumerate(matrix):
+        n = sum(row)
+        rows.append({"class": names[i], "samples": n, "correct": row[i], "acc": row[i] / n if n else None})
+    return rows

@@ -29,6 +29,8 @@ def totals(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("Output", shape(s["output"]) if not (s["output"] and isinstance(s["output"][0], list))
          else ", ".join(f"{k} {shape(v)}" for k, v in s["outputs"].items())),
         ("Params", f"{s['params']:,} ({human(s['params'])})"),
+        *([("Trainable params", f"{s['trainable_params']:,} ({human(s['trainable_params'])}; frozen: "
+                                f"{', '.join(s['freeze'])})")] if "freeze" in s else []),
         ("Buffers", f"{s['buffers']:,}"),
         ("MACs", f"{s['macs']:,} ({human(s['macs'])})"),
         ("FLOPs", f"{s['flops']:,} ({human(s['flops'])})"),
@@ -46,11 +48,13 @@ def to_csv(s: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     rf = has_rf(s)
+    frozen = "freeze" in s
     w.writerow(["name", "op", "in", "out", "params", "buffers", "macs", "flops", "train_only"]
-               + (["rf_size", "rf_jump", "rf_start"] if rf else []))
+               + (["frozen_params"] if frozen else []) + (["rf_size", "rf_jump", "rf_start"] if rf else []))
     for r in s["layers"]:
         w.writerow([r["name"], r["op"], shape(r["in"]), shape(r["out"]), r["params"], r["buffers"],
-                    r["macs"], r["flops"], r["train_only"]] + (list(rf_cells(r)) if rf else []))
+                    r["macs"], r["flops"], r["train_only"]] + ([r["frozen_params"]] if frozen else [])
+                   + (list(rf_cells(r)) if rf else []))
     return buf.getvalue()
 
 
@@ -58,8 +62,12 @@ TRAIN_NOTE = "(train): runs in training mode only (an auxiliary head); not count
 
 
 def op_label(r: dict[str, Any]) -> str:
-    """The op column; training-only rows say so in words (colour alone is lost in a pipe)."""
-    return f"{r['op']} (train)" if r["train_only"] else r["op"]
+    """The op column; training-only and frozen rows say so in words (colour alone is lost in a pipe)."""
+    label = f"{r['op']} (train)" if r["train_only"] else r["op"]
+    frozen = r.get("frozen_params", 0)
+    if frozen:
+        label += " (frozen)" if frozen == r["params"] else f" (frozen {frozen:,})"
+    return label
 
 
 def to_markdown(s: dict[str, Any]) -> str:

@@ -64,30 +64,35 @@ def layer_rows(net: Network, depth: int | None = None) -> list[dict[str, Any]]:
 
 
 def summary_dict(net: Network, depth: int | None = None, dtype: str = "float32", rf: bool = False,
-                 batch: int | None = None, optimizer: str = "adam") -> dict[str, Any]:
+                 batch: int | None = None, optimizer: str = "adam", freeze=None) -> dict[str, Any]:
     """`rf` adds each row's receptive field; `batch` adds the training-memory estimate for that
-    batch size and optimizer to `memory`. Neither changes anything else."""
+    batch size and optimizer to `memory`; `freeze` (patterns, as `archc train --freeze`) counts
+    each row's frozen parameters and lowers `trainable_params`. None changes anything else."""
     with paused_gc():
         data = _summary(net, depth, dtype)
         if rf:
             add_receptive_fields(data, net, depth)
+        if freeze:
+            add_frozen(data, net, depth, freeze)
         if batch is not None:
             add_training_memory(data, net, batch, dtype, optimizer)
         return data
 
 
 def summary_for(net: Network, depth: int | None = None, rf: bool = False, memory: bool = False,
-                batch: int | None = None, dtype: str | None = None, optimizer: str | None = None) -> dict[str, Any]:
+                batch: int | None = None, dtype: str | None = None, optimizer: str | None = None,
+                freeze=None) -> dict[str, Any]:
     """The summary dict as `archc summary` makes it from its flags: `batch`, `dtype` or
     `optimizer` imply `memory` (batch 32, float32, adam unless given)."""
     if not (memory or batch is not None or dtype is not None or optimizer is not None):
-        return summary_dict(net, depth=depth, rf=rf)
+        return summary_dict(net, depth=depth, rf=rf, freeze=freeze)
     dt = DTYPES.get(dtype or "float32", dtype)
     if dt not in BYTES:
         raise SpecError(f"dtype '{dtype}': expected one of {', '.join([*DTYPES, *BYTES])}")
     if (optimizer or "adam") not in OPTIMIZERS:
         raise SpecError(f"optimizer '{optimizer}': expected one of {', '.join(OPTIMIZERS)}")
-    return summary_dict(net, depth=depth, rf=rf, batch=batch or 32, dtype=dt, optimizer=optimizer or "adam")
+    return summary_dict(net, depth=depth, rf=rf, batch=batch or 32, dtype=dt, optimizer=optimizer or "adam",
+                        freeze=freeze)
 
 
 def summary_text(net: Network, fmt: str = "table", **options) -> str:
@@ -150,3 +155,17 @@ def add_receptive_fields(data: dict[str, Any], net: Network, depth: int | None) 
 def add_training_memory(data: dict[str, Any], net: Network, batch: int, dtype: str, optimizer: str) -> None:
     from archc.ir.memory import estimate
     data["memory"].update(estimate(net, batch, dtype, optimizer).as_dict())
+
+
+def add_frozen(data: dict[str, Any], net: Network, depth: int | None, freeze) -> None:
+    """Each row's `frozen_params`, the patterns as given, and the trainable count without them."""
+    from archc.ir.parts import frozen_params, split_patterns
+    frozen = frozen_params(net, freeze)
+    key = (lambda name: name) if depth is None else (lambda name: ".".join(name.split(".")[:depth]))
+    per_row: dict[str, int] = {}
+    for name, count in frozen.items():
+        per_row[key(name)] = per_row.get(key(name), 0) + count
+    for r in data["layers"]:
+        r["frozen_params"] = per_row.get(r["name"], 0)
+    data["freeze"] = split_patterns(freeze)
+    data["trainable_params"] = data["params"] - sum(frozen.values())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archc.errors import Location, SpecError, did_you_mean
 
@@ -75,6 +75,50 @@ class TrainConfig(BaseModel):
     compile: bool = False
     channels_last: bool = False
     sync_bn: bool = False                 # SyncBatchNorm across processes (GPU runs)
+    # fine-tuning (archc.train.finetune): scoped-name patterns, parts backbone / head
+    freeze: list[str] = []                # frozen: no gradient; their BatchNorm in eval mode
+    unfreeze_at: int | None = Field(None, ge=2)     # everything trains from this epoch (1-based)
+    lr_scale: dict[str, float] = {}       # pattern -> factor of lr (the last matching wins)
+    # logs
+    early_stop: int | None = Field(None, ge=0)      # stop after this many epochs without a better val score
+    tensorboard: bool = False             # event files in OUT/tensorboard
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _patterns(cls, v):
+        from archc.ir.parts import split_patterns
+        return split_patterns(v)
+
+    @field_validator("lr_scale", mode="before")
+    @classmethod
+    def _scales(cls, v):
+        # ('layer4.*=0.1', ...) from flags, or a mapping from a spec
+        if isinstance(v, (str, list, tuple)):
+            out = {}
+            for item in [v] if isinstance(v, str) else v:
+                pattern, eq, factor = str(item).rpartition("=")
+                try:
+                    if not (eq and pattern.strip()):
+                        raise ValueError
+                    out[pattern.strip()] = float(factor)
+                except ValueError:
+                    raise ValueError(f"expected PATTERN=FACTOR such as 'layer4.*=0.1', found '{item}'") from None
+            return out
+        return v
+
+    @field_validator("lr_scale")
+    @classmethod
+    def _non_negative(cls, v):
+        bad = {k: f for k, f in v.items() if not f >= 0}
+        if bad:
+            raise ValueError(f"learning-rate factors are >= 0, found {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _unfreeze_needs_freeze(self):
+        if self.unfreeze_at is not None and not self.freeze:
+            raise ValueError("unfreeze_at needs freeze patterns (--freeze PATTERN)")
+        return self
 
     @field_validator("mean", "std", mode="before")
     @classmethod
@@ -107,7 +151,8 @@ ALIASES = {"weight-decay": "weight_decay", "batch-size": "batch_size", "wd": "we
            "random_crop": "crop", "rotation": "rotate", "vertical_flip": "vflip",
            "horizontal_flip": "flip", "val-batch-size": "val_batch_size", "epsilon": "eps",
            "decay-all": "decay_all", "channels-last": "channels_last",
-           "sync-bn": "sync_bn", "val-fraction": "val_fraction"}
+           "sync-bn": "sync_bn", "val-fraction": "val_fraction", "unfreeze-at": "unfreeze_at",
+           "lr-scale": "lr_scale", "early-stop": "early_stop", "patience": "early_stop"}
 
 
 def _flatten(section: Mapping[str, Any], where: str, path: tuple = (), found: dict[str, tuple] | None = None,
@@ -159,11 +204,14 @@ def make_config(section: Mapping[str, Any] | None = None, locs: Mapping[tuple, L
         return TrainConfig(**values)
     except ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(map(str, err["loc"])) or "train"
-        first = str(err["loc"][0]) if err["loc"] else ""
+        field = ".".join(map(str, err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        if not field:                   # a rule across keys: the keys are in the message
+            raise SpecError(f"train: {msg}") from None
+        first = str(err["loc"][0])
         shown = repr(err.get("input"))
         shown = shown if len(shown) <= 80 else shown[:80] + "..."
         if first in given or first not in paths:
-            raise SpecError(f"train.{field}: {err['msg']} (got {shown})") from None
-        raise SpecError(f"train.{field}: {err['msg']} (got {shown})",
+            raise SpecError(f"train.{field}: {msg} (got {shown})") from None
+        raise SpecError(f"train.{field}: {msg} (got {shown})",
                         _loc(locs, paths[first] + tuple(err["loc"][1:]))) from None

@@ -13,14 +13,15 @@ from archc.train.data import Data
 from archc.train.dist import Place, device_for
 from archc.train.fit import fit_network
 from archc.train.loop import normalisation
-from archc.train.runner import Runner, evaluate
+from archc.train.runner import Runner, evaluate, iterate
 
 
 def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "val",
-                     say=print) -> dict[str, float]:
+                     say=print, confusion: bool = False) -> dict:
     """{"loss", "acc", "samples"} of the weights in `weights` (a checkpoint from train(), or
     a bare state_dict) on data.<split>. A checkpoint brings its own normalisation and loss;
-    a bare state_dict is normalised with the train split's statistics when cfg.normalize."""
+    a bare state_dict is normalised with the train split's statistics when cfg.normalize.
+    confusion: also "confusion", the counts [true][predicted] (a list of lists)."""
     part = getattr(data, split, None)
     if part is None:
         raise SpecError(f"{data.name} has no {split} split")
@@ -38,5 +39,22 @@ def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "v
     model = net.to_module()
     load_state(model, obj, path)                 # strict, with mismatches listed by name
     run = Runner(model.to(dev), cfg, dev, mean, std)
-    return {**evaluate(run, part, cfg), "samples": len(part)}
+    out = {**evaluate(run, part, cfg), "samples": len(part)}
+    if confusion:
+        out["confusion"] = confusion_matrix(run, part, cfg, 2 if cfg.loss == "bce" else data.num_classes)
+    return out
+
+
+@torch.no_grad()
+def confusion_matrix(run: Runner, split, cfg: TrainConfig, k: int) -> list[list[int]]:
+    """Counts of (true class, predicted class) over a split: rows true, columns predicted."""
+    run.model.eval()
+    counts = torch.zeros(k * k, dtype=torch.long, device=run.dev)
+    for x, y in iterate(split, cfg, run.dev, shuffle=False, epoch=0, size=cfg.val_batch_size or cfg.batch_size):
+        x, y = run.prep(x, y)
+        out = run.eval_fwd(x)
+        out = (out[0] if isinstance(out, (tuple, list)) else out).float()
+        pred = (out.squeeze(1) > 0).long() if cfg.loss == "bce" else out.argmax(1)
+        counts += torch.bincount(y.long() * k + pred, minlength=k * k)
+    return counts.view(k, k).tolist()
 

@@ -33,9 +33,11 @@ from archc.train.config import TrainConfig
 from archc.train.data import Data, channel_stats
 from archc.train.dist import Place, all_sum, barrier, device_for, join
 from archc.train.fit import fit_network
-from archc.train.record import check_out_dir, make_record
-from archc.train.optim import make_optimizer, make_scheduler
-from archc.train.report import Progress, epoch_line, write_curves
+from archc.train.record import check_out_dir, make_record, note
+from archc.train.finetune import Freezer, init_weights, lr_scales
+from archc.train.optim import base_lr, make_optimizer, make_scheduler
+from archc.train.report import (Progress, TensorBoard, early_stop, epoch_line, require_tensorboard, score,
+                                 write_curves, write_metrics_csv)
 from archc.train.runner import Runner, evaluate, iterate, on_device, per_process_batch
 
 __all__ = ["train", "preflight", "Diverged", "Runner", "fit_network", "evaluate", "normalisation"]
@@ -66,6 +68,12 @@ def _check(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> Non
         if given is not None and len(given) not in (1, channels):
             raise SpecError(f"train.{name} has {len(given)} values; {data.name} has {channels} "
                             f"channel{'s' * (channels != 1)} (give 1 or {channels})")
+    if cfg.early_stop and data.val is None:
+        raise SpecError(f"--early-stop watches the validation score, and {data.name} has no validation split "
+                        f"here (val_fraction {cfg.val_fraction:g}): give --val-fraction above 0, or leave "
+                        f"--early-stop out")
+    if cfg.tensorboard:
+        require_tensorboard()
     if cfg.sync_bn and place.distributed and dev.type != "cuda":
         raise SpecError("sync_bn needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
                         "on CPU each process normalises with its own batch statistics")
@@ -73,7 +81,8 @@ def _check(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> Non
 
 def preflight(net, data: Data, cfg: TrainConfig, world_size: int) -> None:
     """Everything train() would refuse, checked once before processes are launched."""
-    fit_network(net, data, cfg, lambda s: None)
+    net = fit_network(net, data, cfg, lambda s: None)
+    Freezer(net, cfg), lr_scales(net, cfg)          # patterns that select nothing
     wants_gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     dev = device_for(Place(), cfg.device)
     if wants_gpu and world_size > torch.cuda.device_count():
@@ -116,13 +125,16 @@ def _wrap(model, cfg: TrainConfig, dev: torch.device, place: Place):
 
 def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool = False,
           log: Callable[[str], None] = print, progress: Callable[[str], None] | None = None,
-          checkpoint: dict | None = None, place: Place = Place(), changes: dict | None = None) -> list[dict]:
+          checkpoint: dict | None = None, place: Place = Place(), changes: dict | None = None,
+          init: dict | None = None) -> list[dict]:
     """Train net on data; returns the metrics history (one dict per epoch). log gets one line
     per epoch (none when quiet); progress, if given (a terminal), a bar redrawn twice a second,
     which needs no host sync. `checkpoint` is resume's last.pt when the caller has already read
     it (the CLI reads the run's settings from it). `place`: this process's rank and world size
     (rank 0 of 1 unless launched by torch.distributed.run). `changes`: what --override changed
-    on a resumed run ({"data": [old, new]}), kept in run.json.
+    on a resumed run ({"data": [old, new]}), kept in run.json. `init`: {"weights": FILE or
+    torchvision[:NAME] / timm[:TAG], "ignore_unexpected": bool}, the start of a new run
+    (loaded by key, not strictly; recorded in run.json, never applied again on resume).
 
     out_dir must not hold another run's files (record.check_out_dir): only a resume of the run in
     that directory writes there. With a test split, the best.pt weights are scored on it at the
@@ -133,7 +145,6 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     if resume is not None:
         resume = Path(resume).parent if Path(resume).is_file() else Path(resume)
     check_out_dir(out, resume)         # every process, before any of them writes (join waits)
-    out.mkdir(parents=True, exist_ok=True)
     net = fit_network(net, data, cfg, say)
     for line in notes(cfg, data):
         say(line)
@@ -142,9 +153,18 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     _setup(cfg, dev)
     join(place, dev)
     ckpt = checkpoint if checkpoint is not None else load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None and init is not None:
+        raise SpecError(f"--init-from starts a new run; the run in {resume} continues from its last.pt "
+                        f"(leave --init-from out, or start a new run with --init-from {resume}/last.pt)")
+    freezer = Freezer(net, cfg)
+    scales = lr_scales(net, cfg)
     if ckpt is None:
         torch.manual_seed(cfg.seed), np.random.seed(cfg.seed % 2**32), random.seed(cfg.seed)
-    model = net.to_module().to(dev)
+    model = net.to_module()
+    started = None
+    if ckpt is None and init is not None:
+        started = init_weights(model, net, init["weights"], init.get("ignore_unexpected", False), say)
+    model = model.to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if ckpt is not None:
@@ -152,10 +172,14 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
         mean, std = ckpt["normalize"]["mean"], ckpt["normalize"]["std"]
     else:
         mean, std = normalisation(cfg, data)
+    start_epoch = ckpt["epoch"] if ckpt is not None else 0
+    freezer.apply(model, start_epoch)           # before DDP, which only syncs what trains
+    if freezer.keys:
+        say(freezer.describe(model))
     run = Runner(model, cfg, dev, mean, std, train_model=_wrap(model, cfg, dev, place))
     train_split, val_split = on_device(data.train, dev), on_device(data.val, dev)
     steps = len(range(0, -(-len(data.train) // place.world_size), per_process_batch(cfg, place)))
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg, scales)
     sched = make_scheduler(opt, cfg, steps)
     scheduled = cfg.schedule != "constant" or cfg.warmup > 0    # else the rate never moves
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16")
@@ -173,10 +197,14 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
         set_rng_state(ckpt["rng"])
         if start < cfg.epochs:
             say(f"resuming from {resume} at epoch {start + 1}" + (f", batch {skip + 1}" if skip else ""))
+    board = None
+    out.mkdir(parents=True, exist_ok=True)     # only now: bad input above leaves no directory behind
     if place.main:
-        _write_run_files(net, data, cfg, out, mean, std, resume, changes, start)
-        # rewrite the log from the checkpoint: epochs after it (from a crashed run) are dropped
+        _write_run_files(net, data, cfg, out, mean, std, resume, changes, start, started)
+        # rewrite the logs from the checkpoint: epochs after it (from a crashed run) are dropped
         write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        write_metrics_csv(history, out / "metrics.csv")
+        board = TensorBoard(out / "tensorboard", start) if cfg.tensorboard else None
 
     def state(epoch: int, step: int = 0, part=None) -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -187,12 +215,21 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 "spec": {"file": net.file, "variant": net.variant, "input": list(net.input)},
                 "world_size": place.world_size}
 
-    best = max((_score(h) for h in history), default=None)
+    best = max((score(h) for h in history), default=None)
     # several processes: a peer's exit on Ctrl-C can surface here as a communication error
     tracking = watch_sigint(hold=False) if place.distributed else nullcontext(lambda: False)
     acc = torch.zeros(2, device=dev, dtype=torch.float64)   # loss sum, correct: on device
     with tracking as interrupted_run:
         for epoch in range(start, cfg.epochs):
+            if cfg.early_stop and (stop := early_stop(history, cfg.early_stop)):
+                say(stop["message"])
+                if place.main:
+                    note(out, "early_stop", {k: v for k, v in stop.items() if k != "message"})
+                break
+            if freezer.apply(model, epoch):
+                say(f"epoch {epoch + 1}: unfrozen, every parameter trains")
+                if place.distributed:               # DDP syncs only what trained when it was made
+                    run.rewrap(_wrap(model, cfg, dev, place))
             seen, done = 0, skip
             try:
                 acc.zero_()
@@ -203,6 +240,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                     # each process its own dropout/augmentation draws, the same after a resume
                     torch.manual_seed(cfg.seed + place.rank + place.world_size * epoch)
                 model.train()
+                freezer.hold_norms(model)
                 t0 = time.perf_counter()
                 bar = Progress(progress, epoch + 1, cfg.epochs, steps, place.world_size)
                 it = itertools.islice(iterate(train_split, cfg, dev, shuffle=True, epoch=epoch, place=place),
@@ -259,12 +297,14 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                     say(f"interrupted in epoch {epoch + 1} at batch {done}: saved {out / 'last.pt'}; "
                         f"continue with `archc train --resume {out}`")
                 raise KeyboardInterrupt from None
-            rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 4),
+            rec.update(lr=base_lr(opt), seconds=round(time.perf_counter() - t0, 4),
                        samples_per_s=round(total / max(seconds, 1e-9), 1))
             history.append(rec)
             with watch_sigint(hold=True) as interrupted:    # an epoch's files are written whole
                 if place.main:
                     best = _record(rec, history, best, state(epoch + 1), out)
+                    if board is not None:
+                        board.epoch(rec)
                 say(epoch_line(rec, cfg.epochs))
             if interrupted():
                 say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with "
@@ -273,11 +313,14 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     if start >= cfg.epochs and ckpt is not None:
         say(f"the run in {out} has done all its {cfg.epochs} epochs: --epochs N continues it to N")
     if data.test is not None:
-        _final_test(run, data, cfg, out, place, say)
+        _final_test(run, data, cfg, out, place, say, history, board)
+    if board is not None:
+        board.close()
     return history
 
 
-def _final_test(run: Runner, data: Data, cfg: TrainConfig, out: Path, place: Place, say) -> None:
+def _final_test(run: Runner, data: Data, cfg: TrainConfig, out: Path, place: Place, say, history: list[dict],
+                board=None) -> None:
     """best.pt's weights (chosen on validation) scored once on the test split, recorded as the
     last line of metrics.jsonl. Every process reads best.pt: rank 0 wrote it, then all wait."""
     barrier()
@@ -291,6 +334,9 @@ def _final_test(run: Runner, data: Data, cfg: TrainConfig, out: Path, place: Pla
     if place.main:
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
+        write_metrics_csv([*history, rec], out / "metrics.csv")
+        if board is not None:
+            board.test(rec)
     top5 = f"  test_top5 {t['top5']:.4f}" if "top5" in t else ""
     say(f"test (best.pt, epoch {best['epoch']}): test_loss {t['loss']:.4f}  test_acc {t['acc']:.4f}"
         f"{top5}  ({len(data.test)} samples)")
@@ -300,9 +346,10 @@ def _record(rec: dict, history: list[dict], best, state: dict, out: Path):
     """An epoch's files: its metrics line, last.pt, best.pt when it is the best, curves.png."""
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(rec) + "\n")
+    write_metrics_csv(history, out / "metrics.csv")
     save_atomic(state, out / "last.pt")
-    if best is None or _score(rec) > best:
-        best = _score(rec)
+    if best is None or score(rec) > best:
+        best = score(rec)
         shutil.copyfile(out / "last.pt", out / ".best.pt.tmp")
         os.replace(out / ".best.pt.tmp", out / "best.pt")
     write_curves(history, out / "curves.png")
@@ -315,28 +362,24 @@ def _save_interrupted(state: dict, out: Path) -> None:
         save_atomic(state, out / "last.pt")
 
 
-def _score(rec: dict) -> tuple:
-    """Higher is better: validation accuracy, then lower validation (or train) loss."""
-    if rec.get("val_acc") is not None:
-        return (rec["val_acc"], -rec["val_loss"])
-    return (rec["train_acc"], -rec["train_loss"])
-
-
 def _write_run_files(net, data: Data, cfg: TrainConfig, out: Path, mean, std, resume, changes,
-                     start: int) -> None:
+                     start: int, started: dict | None = None) -> None:
     """model.py, a copy of the spec, run.json. A resumed run keeps its record's history of
-    deliberate changes (--override), and adds this one's."""
+    deliberate changes (--override) and adds this one's, and keeps how the run started
+    (--init-from)."""
     write_text_atomic(out / "model.py", net.source())
     if Path(net.file).is_file():
         write_text_atomic(out / f"spec{Path(net.file).suffix}", Path(net.file).read_text())
-    kept = []
+    kept, before = [], {}
     if resume is not None and (resume / "run.json").is_file():
         try:
-            kept = json.loads((resume / "run.json").read_text()).get("changes", [])
+            before = json.loads((resume / "run.json").read_text())
+            kept = before.get("changes", [])
         except (OSError, ValueError, AttributeError):
-            kept = []
+            kept, before = [], {}
     if changes:
         kept = [*kept, {"at_epoch": start, **changes}]
     elsewhere = resume if resume is not None and resume.resolve() != out.resolve() else None
-    run = make_record(net, data, cfg, mean, std, resumed_from=elsewhere, changes=kept)
+    run = make_record(net, data, cfg, mean, std, resumed_from=elsewhere, changes=kept,
+                      init_from=started if started is not None else before.get("init_from"))
     write_text_atomic(out / "run.json", json.dumps(run, indent=1, default=str) + "\n")

@@ -9,20 +9,40 @@ import torch
 from archc.train.config import TrainConfig
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    # no weight decay on biases and norm scales (1-d tensors): the usual, and what timm does
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    other = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": other, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
-    if not cfg.weight_decay or cfg.decay_all:   # one group: foreach kernels run once, not twice
-        groups = [{"params": decay + other, "weight_decay": cfg.weight_decay if cfg.decay_all else 0.0}]
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,
+                   scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
+    """Every parameter, frozen or not (a frozen one has no gradient, so no step): the groups stay
+    the same when parts are unfrozen, and checkpoints load into them. `scales`: parameter name
+    -> factor of the learning rate (--lr-scale), a group per factor, each marked `lr_scale`."""
+    by_scale: dict[float, list[torch.nn.Parameter]] = {1.0: []}
+    for name, p in model.named_parameters():
+        by_scale.setdefault((scales or {}).get(name, 1.0), []).append(p)
+    groups = [g for scale, params in by_scale.items() for g in _groups(params, cfg, scale)]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return cls(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def _groups(params: list, cfg: TrainConfig, scale: float) -> list[dict]:
+    # no weight decay on biases and norm scales (1-d tensors): the usual, and what timm does
+    decay = [p for p in params if p.ndim > 1]
+    other = [p for p in params if p.ndim <= 1]
+    if not cfg.weight_decay or cfg.decay_all:   # one group: foreach kernels run once, not twice
+        groups = [{"params": decay + other, "weight_decay": cfg.weight_decay if cfg.decay_all else 0.0}]
+    else:
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return [{**g, "lr": cfg.lr * scale, "lr_scale": scale} for g in groups if g["params"]]
+
+
+def base_lr(opt: torch.optim.Optimizer) -> float:
+    """The rate now, before --lr-scale factors: that of an unscaled group."""
+    for g in opt.param_groups:
+        if g.get("lr_scale", 1.0) == 1.0:
+            return g["lr"]
+    g = next((g for g in opt.param_groups if g["lr_scale"] > 0), opt.param_groups[0])
+    return g["lr"] / g["lr_scale"] if g["lr_scale"] else g["lr"]
 
 
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int):

@@ -18,8 +18,8 @@ from archc.errors import SpecError
 
 FORMAT = 1
 # what train() writes into its directory; a directory holding any of them is not a fresh one
-RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.jsonl", "model.py", "curves.png",
-             "spec.yaml", "spec.yml", "spec.toml")
+RUN_FILES = ("run.json", "last.pt", "best.pt", "metrics.jsonl", "metrics.csv", "model.py", "curves.png",
+             "tensorboard", "spec.yaml", "spec.yml", "spec.toml")
 REQUIRED = ("spec", "variant", "vars", "input", "data", "split", "normalize", "config")
 
 
@@ -36,7 +36,7 @@ def spec_path(file: str) -> str:
     return str(p.resolve()) if p.exists() else file
 
 
-def make_record(net, data, cfg, mean, std, *, resumed_from=None, changes=None) -> dict[str, Any]:
+def make_record(net, data, cfg, mean, std, *, resumed_from=None, changes=None, init_from=None) -> dict[str, Any]:
     """The run.json of a run of `net` on `data` with settings `cfg`, normalised with mean/std."""
     sizes = {k: (len(getattr(data, k)) if getattr(data, k) is not None else 0)
              for k in ("train", "val", "test")}
@@ -48,6 +48,8 @@ def make_record(net, data, cfg, mean, std, *, resumed_from=None, changes=None) -
            "normalize": {"mean": [float(v) for v in mean.flatten()],
                          "std": [float(v) for v in std.flatten()]} if cfg.normalize else None,
            "config": cfg.model_dump()}
+    if init_from is not None:        # the weights the run started from (--init-from)
+        rec["init_from"] = init_from
     if resumed_from is not None:
         rec["resumed_from"] = str(resumed_from)
     if changes:
@@ -206,3 +208,12 @@ def refuse_conflicts(run: dict[str, Any], where: Path, now: dict[str, Any], over
                         f"to change it deliberately")
     return {k: [recorded(run, k), v] for k, v in now.items()
             if v is not None and not same(v, recorded(run, k))}
+
+
+def note(out: Path, key: str, value) -> None:
+    """Add one entry to OUT/run.json (rewritten whole, atomically)."""
+    from archc.train.checkpoint import write_text_atomic
+    path = Path(out) / "run.json"
+    run = json.loads(path.read_text())
+    run[key] = value
+    write_text_atomic(path, json.dumps(run, indent=1, default=str) + "\n")

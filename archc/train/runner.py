@@ -21,15 +21,19 @@ class Runner:
 
     def __init__(self, model, cfg: TrainConfig, dev: torch.device, mean, std, train_model=None):
         self.model, self.cfg, self.dev = model, cfg, dev
-        compiled = torch.compile if cfg.compile else (lambda m: m)
-        self.eval_fwd = compiled(model)
-        self.fwd = self.eval_fwd if train_model is None else compiled(train_model)
+        self.compiled = torch.compile if cfg.compile else (lambda m: m)
+        self.eval_fwd = self.compiled(model)
+        self.fwd = self.eval_fwd if train_model is None else self.compiled(train_model)
         self.mean, self.std = mean.to(dev), std.clamp_min(1e-8).to(dev)
         self._affine: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]] = {}
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         self.augment = Augment(cfg.crop, cfg.flip, cfg.rotate, cfg.vflip)
         self.top5 = "top5" in cfg.metrics
+
+    def rewrap(self, train_model) -> None:
+        """A new DistributedDataParallel wrapper for training steps (after parts are unfrozen)."""
+        self.fwd = self.compiled(train_model)
 
     def affine(self, ndim: int, pixels: bool):
         """(scale, shift) with normalise(as_float(x)) == x * scale + shift, shaped to broadcast
