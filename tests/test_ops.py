@@ -334,7 +334,7 @@ def test_conv_bn_generated_code_names_children():
     src = archc.load(spec(C2, {"conv_bn": {"out": 4, "k": 1, "names": ["conv", "bn"], "eps": 0.001}})).source()
     assert "('conv', nn.Conv2d(4, 4, 1, bias=False))" in src
     assert "('bn', nn.BatchNorm2d(4, eps=0.001))" in src
-    assert "('act', nn.ReLU())" in src
+    assert "('act', nn.ReLU(inplace=True))" in src     # BN's output, read by nothing else
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ class Emitter:
         if s.attr is not None:
             return f"{s.dst} = self.{s.attr}({s.srcs[0]})"
         if s.node is not None:
-            return f"{s.dst} = {s.node.op.expr(s.node.args, s.srcs)}"
+            return s.node.op.statement(s.node.args, s.dst, s.srcs)
         return None if s.dst == s.srcs[0] else f"{s.dst} = {s.srcs[0]}"
 
     def class_of(self, m: Module) -> tuple[ClassInfo, Template]:

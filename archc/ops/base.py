@@ -100,6 +100,10 @@ class Op:
         """Forward expression for ops without a module (merges), over input variable names."""
         raise NotImplementedError(self.name)
 
+    def statement(self, a: OpArgs, dst: str, inputs: list[str]) -> str:
+        """The forward line assigning this op's value to `dst` (an in-place op writes `+=`)."""
+        return f"{dst} = {self.expr(a, inputs)}"
+
     # -- presentation -------------------------------------------------------------------
     quiet: ClassVar[frozenset[str]] = frozenset({"inplace", "names"})   # args that change no result
 
@@ -130,6 +134,11 @@ class Op:
     def shares_input(self, a: OpArgs) -> bool:
         """True when the output is the first input's storage: a view, or an in-place op."""
         return False
+
+    def may_share_input(self, a: OpArgs) -> bool:
+        """True when the output may be the first input's storage in some mode (dropout returns
+        its input in eval): nothing after it may overwrite that storage in place."""
+        return self.shares_input(a)
 
 
 REGISTRY: dict[str, Op] = {}

@@ -238,7 +238,12 @@ class ConvBN(Op):
         steps = [(conv(), c), (REGISTRY["bn"], REGISTRY["bn"].Args(eps=a.eps, momentum=a.momentum))]
         act = act_of(a.act)
         if act is not None:
-            steps.append(act)
+            op, args = act
+            if "inplace" in type(args).model_fields and "inplace" not in args.model_fields_set:
+                # BN's output has one reader, the activation, and BN does not keep it: as
+                # torchvision's Conv2dNormActivation, the activation overwrites it
+                args = args.model_copy(update={"inplace": True})
+            steps.append((op, args))
         names = child_names(a.names, len(steps))
         out, shape = [], x
         for name, (op, args) in zip(names, steps):

@@ -44,16 +44,34 @@ class Elementwise(Op):
         return None
 
 
+class AddArgs(OpArgs):
+    inplace: bool = False    # accumulate into the first input (`out += identity`)
+
+
 @register("add")
 class Add(Elementwise):
+    Args = AddArgs
     symbol = "+"
     doc = "Element-wise sum of two or more inputs."
 
     def describe(self, a, ins):
         return "+"
 
+    def expr(self, a: AddArgs, inputs):
+        if a.inplace:
+            return inputs[0] + "".join(f".add_({x})" for x in inputs[1:])
+        return super().expr(a, inputs)
+
+    def statement(self, a: AddArgs, dst, inputs):
+        if a.inplace and dst == inputs[0]:
+            return f"{dst} += {' + '.join(inputs[1:])}"
+        return super().statement(a, dst, inputs)
+
     def saved_for_backward(self, a, ins, out):
         return []    # the gradient of a sum needs no values
+
+    def shares_input(self, a: AddArgs):
+        return a.inplace
 
 
 @register("mul")

@@ -122,7 +122,10 @@ class Dropout(Op):
         return [Saved("mask", ins[0], "mask")]
 
     def shares_input(self, a: DropoutArgs):
-        return a.p == 0     # PyTorch returns the input itself
+        return a.p == 0
+
+    def may_share_input(self, a: DropoutArgs):
+        return True         # in eval mode it returns its input     # PyTorch returns the input itself
 
 
 DROP_PATH = '''
@@ -174,3 +177,6 @@ class DropPath(Op):
 
     def shares_input(self, a: DropPathArgs):
         return a.p == 0
+
+    def may_share_input(self, a: DropPathArgs):
+        return True         # in eval mode it returns its input

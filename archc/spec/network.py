@@ -10,6 +10,7 @@ from archc.spec.expr import resolve
 from archc.spec.layers import At
 from archc.spec.init import rules, spec_init
 from archc.ir.init import InitSpec, block_instances, plan
+from archc.ir.inplace import mark_in_place
 
 
 def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
@@ -26,6 +27,7 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     net = Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
                   [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
                   vars=dict(env), variant=variant, train=spec.train, file=src.file)
+    mark_in_place(net)
     net.init = init_of(spec, src, env, blocks, root)
     if net.init or any(n.init for n in net.nodes):
         plan(net)       # a scheme that cannot start its tensor is an error now, not in torch

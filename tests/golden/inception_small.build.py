@@ -21,7 +21,7 @@ class ConvBn(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(c_in, out, k, padding=pad, bias=False)
         self.bn = nn.BatchNorm2d(out, eps=0.001)
-        self.relu1 = nn.ReLU()
+        self.relu1 = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.conv(x)

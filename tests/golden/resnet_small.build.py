@@ -14,17 +14,17 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.relu1 = nn.ReLU()
+        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
-        self.relu2 = nn.ReLU()
+        self.relu2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(width * 4)
         self.downsample = nn.Sequential(
             nn.Conv2d(c_in, width * 4, 1, stride=2, bias=False),
             nn.BatchNorm2d(width * 4),
         ) if downsample else None
-        self.relu3 = nn.ReLU()
+        self.relu3 = nn.ReLU(inplace=True)
 
     def forward(self, x):
         out = self.conv1(x)
@@ -36,7 +36,7 @@ class Bottleneck(nn.Module):
         out = self.conv3(out)
         out = self.bn3(out)
         identity = x if self.downsample is None else self.downsample(x)
-        out = out + identity
+        out += identity
         out = self.relu3(out)
         return out
 
@@ -48,7 +48,7 @@ class ResnetSmall(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.layer1 = nn.Sequential(
             Bottleneck(16, width=4, stride=1, downsample=False),
             Bottleneck(16, width=4, stride=1, downsample=False),

@@ -1,0 +1,173 @@
+"""Speed of archc's generated modules against hand-written ones (bench/handwritten.py, written
+the way torchvision writes them), measured side by side in one process.
+
+For each network: both modules get the same weights; then rounds alternate the two (eval forward
+under no_grad, then a training step: forward, loss, backward, SGD step), so drift in the machine's
+speed hits both alike. Reported: the median time of each side, the ratio handwritten/archc (1.0 =
+parity, above 1 = archc faster) with its spread over rounds (min-max of per-round ratios), and,
+with --compile, the same for torch.compile'd modules. On CUDA also img/s and peak memory
+(torch.cuda.max_memory_allocated over a training step) against archc's static estimate of the
+step (parameters, gradients, optimizer state, saved activations).
+
+    python bench/speed.py                                   # CPU, batch 8, 224x224, eager
+    python bench/speed.py --device cuda --amp bf16 --channels-last --compile --batch 64
+    python bench/speed.py --json out.json --nets resnet50,mobilenet_v2
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import archc
+from archc.ir.memory import estimate
+
+HERE = Path(__file__).parent
+NETS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121"]
+
+
+def handwritten():
+    spec = importlib.util.spec_from_file_location("handwritten", HERE / "handwritten.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.MODELS
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast(dev, amp):
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
+
+
+def eval_time(m, x, dev, amp):
+    m.eval()
+    with torch.no_grad(), autocast(dev, amp):
+        sync(dev)
+        t = time.perf_counter()
+        m(x)
+        sync(dev)
+    return time.perf_counter() - t
+
+
+def train_time(m, opt, x, y, dev, amp):
+    m.train()
+    sync(dev)
+    t = time.perf_counter()
+    with autocast(dev, amp):
+        out = m(x)
+        out = out if isinstance(out, torch.Tensor) else out[0]
+        loss = torch.nn.functional.cross_entropy(out.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sync(dev)
+    return time.perf_counter() - t
+
+
+def peak_step_bytes(m, opt, x, y, dev, amp) -> int | None:
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    train_time(m, opt, x, y, dev, amp)
+    return torch.cuda.max_memory_allocated() - base
+
+
+def compare(name, ref_cls, args, dev) -> dict:
+    torch.manual_seed(0)
+    net = archc.load(name, input=(3, args.size, args.size))
+    ours = net.to_module().to(dev)
+    ref = ref_cls().to(dev)
+    ref.load_state_dict(ours.state_dict())
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    ours, ref = ours.to(memory_format=fmt), ref.to(memory_format=fmt)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=dev).to(memory_format=fmt)
+    y = torch.randint(0, 1000, (args.batch,), device=dev)
+    sides = {"archc": ours, "handwritten": ref}
+    if args.compile:
+        sides = {k: torch.compile(m) for k, m in sides.items()}
+    opts = {k: torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9) for k, m in sides.items()}
+    for _ in range(args.warmup):
+        for k, m in sides.items():
+            eval_time(m, x, dev, args.amp)
+            train_time(m, opts[k], x, y, dev, args.amp)
+    times = {k: {"eval": [], "train": []} for k in sides}
+    for r in range(args.rounds):
+        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+        for k in order:
+            times[k]["eval"].append(eval_time(sides[k], x, dev, args.amp))
+        for k in order:
+            times[k]["train"].append(train_time(sides[k], opts[k], x, y, dev, args.amp))
+    row = {"net": name, "batch": args.batch, "size": args.size}
+    for mode in ("eval", "train"):
+        a, h = times["archc"][mode], times["handwritten"][mode]
+        ratios = [hh / aa for aa, hh in zip(a, h)]
+        row[mode] = {"archc_s": statistics.median(a), "handwritten_s": statistics.median(h),
+                     "ratio": statistics.median(h) / statistics.median(a),
+                     "ratio_min": min(ratios), "ratio_max": max(ratios),
+                     "archc_img_s": args.batch / statistics.median(a),
+                     "handwritten_img_s": args.batch / statistics.median(h)}
+    if dev.type == "cuda":
+        row["peak_bytes"] = {k: peak_step_bytes(m, opts[k], x, y, dev, args.amp) for k, m in sides.items()}
+        est = estimate(net, batch=args.batch, dtype="bfloat16" if args.amp == "bf16" else "float32",
+                       optimizer="sgd-momentum", device="cuda")
+        row["estimate_bytes"] = est.as_dict()
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", default=",".join(NETS))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--amp", choices=["bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    refs = handwritten()
+    rows = []
+    for name in args.nets.split(","):
+        row = compare(name, refs[name], args, dev)
+        rows.append(row)
+        e, t = row["eval"], row["train"]
+        print(f"{name:16s} eval {e['ratio']:.3f}x ({e['ratio_min']:.2f}-{e['ratio_max']:.2f}, "
+              f"{e['archc_img_s']:.1f} vs {e['handwritten_img_s']:.1f} img/s)  "
+              f"train {t['ratio']:.3f}x ({t['ratio_min']:.2f}-{t['ratio_max']:.2f}, "
+              f"{t['archc_img_s']:.1f} vs {t['handwritten_img_s']:.1f} img/s)", flush=True)
+        if "peak_bytes" in row:
+            pk, est = row["peak_bytes"], row["estimate_bytes"]
+            print(f"{'':16s} peak MiB archc {pk['archc'] / 2**20:.0f}  handwritten {pk['handwritten'] / 2**20:.0f}"
+                  f"  estimate (saved activations) {est['saved_activations_bytes'] / 2**20:.0f}"
+                  f"  estimate total {est['total_bytes'] / 2**20:.0f}", flush=True)
+    meta = {"device": str(dev), "torch": torch.__version__, "amp": args.amp, "compile": args.compile,
+            "channels_last": args.channels_last, "threads": torch.get_num_threads(), "rounds": args.rounds}
+    if dev.type == "cuda":
+        meta["gpu"] = torch.cuda.get_device_name()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
