@@ -77,7 +77,9 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        line = proc.stdout.readline()              # the first epoch line: training is under way
+        line = proc.stdout.readline()
+        if line.startswith("DistributedDataParallel: 2 processes, gloo"):
+            line = proc.stdout.readline()          # the first epoch line: training is under way
         assert line.startswith("epoch 1/40"), line + proc.stderr.read()
         os.killpg(proc.pid, signal.SIGINT)         # what a terminal's Ctrl-C does
         stdout, stderr = proc.communicate(timeout=120)
@@ -116,3 +118,13 @@ def test_worker_command_line_repeats_the_invocation():
     again = command.make_context("train", argv[1:]).params
     assert again.pop("nproc") == 1 and ctx.params.pop("nproc") == 4
     assert again == ctx.params
+
+
+def test_torchrun_of_one_process_runs_ddp(tmp_path):
+    """A hand-typed `torchrun --nproc-per-node 1` is a process group of one (nccl on one GPU)."""
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1",
+                        "-m", "archc.cli", "train", PLAIN, *COMMON, "--epochs", "1", "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("DistributedDataParallel: 1 process, gloo on cpu\n"), r.stdout
+    assert [m["epoch"] for m in metrics(tmp_path / "r")] == [1]

@@ -286,3 +286,13 @@ def test_progress_bar_shows_count_throughput_and_time_left(monkeypatch):
     bar.update(done=5, seen=80)          # at 2 s: half done, 2 x 80 samples in 2 s
     bar.update(done=6, seen=96)          # 0.1 s later: not redrawn
     assert shown == ["epoch 2/5 [#####.....] 5/10  80 samples/s  2s left"]
+
+
+def test_training_gives_back_the_callers_torch_settings(tmp_path):
+    """Deterministic mode is for the run only: left on, every later torch.empty in the process
+    fills its memory (the test suite's memory grew by gigabytes after one deterministic run)."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    data = open_data("synthetic:20", input_shape=(1, 8, 8), num_classes=3)
+    cfg = make_config({}, epochs=1, batch_size=10, device="cpu", deterministic=True)
+    train(archc.load(CNN, input=(1, 8, 8), num_classes=3), data, cfg, tmp_path / "r", quiet=True)
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -27,6 +27,7 @@ class Place:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False       # started by torchrun: a process group even for one process
 
     @property
     def main(self) -> bool:
@@ -34,15 +35,17 @@ class Place:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
 
 def place_from_env() -> Place:
-    """This worker's place, from the variables torch.distributed.run sets."""
+    """This worker's place, from the variables torch.distributed.run sets (a torchrun of one
+    process too: DDP over nccl or gloo with a world of one runs as a larger one would)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    launched = "TORCHELASTIC_RUN_ID" in os.environ and "RANK" in os.environ
+    if world <= 1 and not launched:
         return Place()
-    return Place(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    return Place(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), launched)
 
 
 def device_for(place: Place, requested: str) -> torch.device:

@@ -13,6 +13,7 @@ epoch metrics are summed over processes, and only rank 0 logs and writes files.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -45,6 +46,22 @@ __all__ = ["train", "preflight", "Diverged", "Runner", "fit_network", "evaluate"
 
 class Diverged(SpecError):
     """The loss became nan or inf: the run stopped; the last good checkpoint is kept."""
+
+
+def _keeps_torch_settings(fn):
+    """Training sets process-wide switches (deterministic algorithms, cuDNN autotuning); the
+    caller's are back when it returns. Left on, deterministic mode makes every later
+    torch.empty fill its memory (a test suite's memory grew by gigabytes)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = (torch.are_deterministic_algorithms_enabled(),
+                 torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+            torch.backends.cudnn.benchmark = saved[2]
+    return wrapper
 
 
 def _setup(cfg: TrainConfig, dev: torch.device) -> None:
@@ -123,6 +140,7 @@ def _wrap(model, cfg: TrainConfig, dev: torch.device, place: Place):
     return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
+@_keeps_torch_settings
 def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool = False,
           log: Callable[[str], None] = print, progress: Callable[[str], None] | None = None,
           checkpoint: dict | None = None, place: Place = Place(), changes: dict | None = None,
@@ -152,6 +170,10 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     _check(cfg, data, dev, place)
     _setup(cfg, dev)
     join(place, dev)
+    if place.distributed:
+        import torch.distributed as dist
+        say(f"DistributedDataParallel: {place.world_size} process{'es' if place.world_size > 1 else ''}, "
+            f"{dist.get_backend()} on {dev.type}")
     ckpt = checkpoint if checkpoint is not None else load_checkpoint(resume) if resume is not None else None
     if ckpt is not None and init is not None:
         raise SpecError(f"--init-from starts a new run; the run in {resume} continues from its last.pt "
