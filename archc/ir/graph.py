@@ -78,6 +78,7 @@ class Network:
     variant: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     file: str = "<mapping>"
+    definition: Any = None       # what the network was compiled from (spec, source, blocks): emission reads it
 
     @property
     def graph(self):

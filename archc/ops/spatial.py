@@ -147,6 +147,13 @@ class Upsample(Op):
         args += [("mode", a.mode), ("align_corners", a.align_corners)]
         return Ctor("nn.Upsample", args, defaults={"mode": "nearest", "align_corners": None})
 
+    def expr(self, a: UpsampleArgs, inputs):
+        """F.interpolate in forward: for a size that follows the input (`size: [$h_in, $w_in]`)."""
+        how = f"size={tuple(a.size) if isinstance(a.size, list) else a.size}" if a.size is not None else \
+            f"scale_factor={tuple(a.scale) if isinstance(a.scale, list) else a.scale}"
+        corners = "" if a.align_corners is None else f", align_corners={a.align_corners}"
+        return f"F.interpolate({inputs[0]}, {how}, mode={a.mode!r}{corners})"
+
     def reach(self, a: UpsampleArgs, ins, out):
         # output i samples the input at (i + 0.5) * r - 0.5 (r = in / out; i * (in - 1) / (out - 1)
         # with align_corners), reading 1 (nearest), 2 (linear) or 4 (cubic) taps from there.

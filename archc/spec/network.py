@@ -1,6 +1,9 @@
 """The network as a whole: the top-level class, its outputs, and which layers run only in training."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from archc.errors import SpecError, did_you_mean
 from archc.ir.graph import Module, Network, Node
 from archc.ops.base import Shape
@@ -8,6 +11,14 @@ from archc.spec.blocks import BlockTable
 from archc.spec.expand import ClassScope, Expander, Value, shape_facts
 from archc.spec.expr import resolve
 from archc.spec.layers import At
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What a network was compiled from: the emitter writes its code from these definitions."""
+    spec: Any          # the validated SpecModel
+    src: Any           # its Source (for locations)
+    blocks: BlockTable
 
 
 def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
@@ -23,7 +34,8 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     mark_train_only(exp.nodes, outputs, root)
     return Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
                    [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
-                   vars=dict(env), variant=variant, train=spec.train, file=src.file)
+                   vars=dict(env), variant=variant, train=spec.train, file=src.file,
+                   definition=Definition(spec, src, blocks))
 
 
 def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):

@@ -1,0 +1,44 @@
+"""An independent reference for the generated code: run a compiled network's IR node by node,
+each op's module built from that node's own concrete args and shapes (`Op.module`), the merges
+from `Op.expr`, weights taken by name from a module's state_dict. What the expansion computed
+for one set of vars and one input size, with no class, loop or condition in between."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archc.emit.code import ctor_text
+
+
+def namespace() -> dict:
+    from collections import OrderedDict
+    return {"torch": torch, "nn": nn, "F": F, "OrderedDict": OrderedDict}
+
+
+def run_ir(net, state: dict, x: torch.Tensor):
+    """The outputs of `net` (inference ones) on `x`, with the weights of `state`."""
+    ns = namespace()
+    seen: set[str] = set()
+    values: dict[int, torch.Tensor] = {-1: x}
+    for node in net.nodes:
+        if node.train_only:
+            continue
+        ins = [values[i] for i in node.inputs]
+        if node.op.arity is None:
+            names = [f"v{j}" for j in range(len(ins))]
+            values[node.index] = eval(node.op.expr(node.args, names), {**ns, **dict(zip(names, ins))})
+            continue
+        ctor = node.op.module(node.args, node.in_shapes, node.out)
+        for src in ctor.support:
+            if src not in seen:
+                seen.add(src)
+                exec(src, ns)
+        module = eval(ctor_text(ctor, 0), ns)
+        prefix = node.name + "."
+        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        module.load_state_dict(own, strict=True)
+        module.eval()
+        values[node.index] = module(ins[0])
+    outs = [values[n.index] if n is not None else x for _, n, train in net.outputs if not train]
+    return outs[0] if len(outs) == 1 else tuple(outs)
