@@ -34,7 +34,9 @@ def run_ir(net, state: dict, x: torch.Tensor):
             if src not in seen:
                 seen.add(src)
                 exec(src, ns)
-        module = eval(ctor_text(ctor, 0), ns)
+        with torch.device("meta"):           # no initialisation: the weights come from `state`
+            module = eval(ctor_text(ctor, 0), ns)
+        module = module.to_empty(device=x.device)
         prefix = node.name + "."
         own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         module.load_state_dict(own, strict=True)

@@ -9,7 +9,7 @@ from archc import ops
 from archc.emit.code import INDENT, Code
 from archc.emit.modules import FALSE, TRUE, Entry, Mod, ModuleWriter, all_of, any_of, write_entries
 from archc.emit.scope import Names, Step, T, either, emit_error, merge_shape
-from archc.emit.sym import Named
+from archc.emit.sym import Named, Sym
 from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
@@ -109,16 +109,16 @@ class Writer(ModuleWriter):
                 a = self.op_args(item, op, env)
                 out = tuple(op.infer(a, [x.shape for x, _ in ins])) if truth(cond, env) else ins[0][0].shape
                 line = f"{out_var} = {op.expr(a, [src for _, src in ins])}"
-                self.step(out_var, ins, line, cond, t)
+                self.step(out_var, ins, line, cond, t, "id" not in item.wiring)
                 result = T(out_var, out, merged_moved([x for x, _ in ins], out))
             else:
                 if len(ins) != 1:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 attr = self.layer_name(sc, item, env, cond)
-                src, x = ins[0][1], ins[0][0]
+                src, x = ins[0][1], assume(ins[0][0], cond)
                 mod = self.module(item, x, env, sc.prefix + attr)
                 self.assign(attr, mod, cond)
-                self.module_step(out_var, attr, mod, src, cond, t)
+                self.module_step(out_var, attr, mod, src, cond, t, "id" not in item.wiring)
                 result = T(out_var, mod.out, any_of([x.moved, mod.changes]))
             if cond is not TRUE:
                 result = T(result.var, merge_shape(cond, result.shape, t.shape, self.st.lets, truth(cond, env)),
@@ -127,23 +127,26 @@ class Writer(ModuleWriter):
             sc.ids[ident] = result
         return result
 
-    def step(self, dst: str, ins, line: str, cond: ast.expr, prev: T) -> None:
+    def step(self, dst: str, ins, line: str, cond: ast.expr, prev: T, chain: bool = True) -> None:
+        """A forward line; under a condition, the chain variable keeps the value before it where
+        the condition does not hold (an id is only read where it does)."""
         srcs = [v for x, src in ins for v in names_in(ast.parse(src, mode="eval").body)]
         if cond is TRUE:
             self.st.step(dst, srcs, line)
             return
         guard = self.st.forward_text(cond)
-        keep = dst == prev.var and prev.var not in srcs
+        keep = chain and dst != prev.var
         self.st.step(dst, srcs + [prev.var] * keep, line, guard, f"{dst} = {prev.var}" if keep else None)
 
-    def module_step(self, dst: str, attr: str, mod: Mod, src: str, cond: ast.expr, prev: T) -> None:
+    def module_step(self, dst: str, attr: str, mod: Mod, src: str, cond: ast.expr, prev: T,
+                    chain: bool = True) -> None:
         line = f"{dst} = {self.call(attr, mod, src)}"
         srcs = [src] if src.isidentifier() else sorted(names_in(ast.parse(src, mode="eval").body))
         if cond is TRUE:
             self.st.step(dst, srcs, line)
         elif mod.functional is not None:
-            self.step(dst, [(None, src)], line, cond, prev)
-        elif dst == src or dst != prev.var:
+            self.step(dst, [(None, src)], line, cond, prev, chain)
+        elif not chain or dst == prev.var:
             self.st.step(dst, srcs, line, f"self.{attr} is not None")
         else:
             self.st.step(dst, srcs + [prev.var], f"{dst} = {prev.var} if self.{attr} is None else "
@@ -225,16 +228,18 @@ class Writer(ModuleWriter):
         if isinstance(sc_raw, str):
             s = sym(sc_raw, env, sc_at)
             kind = plain(s) if s.node is None or is_const(s.node) else s
-        if kind is None:
-            short_cond, merge_cond = FALSE, TRUE
-        elif isinstance(kind, str) and kind == "none":
-            short_cond, merge_cond = FALSE, negate(differs)
-        elif isinstance(kind, str) and kind != "auto" and not hasattr(kind, "node"):
-            raise sc_at.error(f"shortcut must be layers, 'auto' or 'none', got {kind!r}")
-        elif hasattr(kind, "node") and isinstance(kind, str):      # a param: 'auto' or 'none'
+        if isinstance(kind, Sym):        # a param: 'auto' or 'none'
+            if plain(kind) not in ("auto", "none"):
+                raise sc_at.error(f"shortcut must be layers, 'auto' or 'none', got {plain(kind)!r}")
             is_auto = ast.Compare(kind.node, [ast.Eq()], [ast.Constant("auto")])
             short_cond, merge_cond = all_of([is_auto, differs]), any_of([negate(differs), is_auto])
             kind = "auto"
+        elif kind is None:
+            short_cond, merge_cond = FALSE, TRUE
+        elif kind == "none":
+            short_cond, merge_cond = FALSE, negate(differs)
+        elif isinstance(kind, str) and kind != "auto":
+            raise sc_at.error(f"shortcut must be layers, 'auto' or 'none', got {kind!r}")
         else:
             short_cond, merge_cond = differs, TRUE
         short = (t, t.var)
@@ -350,3 +355,18 @@ def merged_moved(ins: list[T], out: tuple) -> ast.expr | None:
     """A merge's output moves with the inputs of its own size (a 1x1 gate broadcasts)."""
     same = [x for x in ins if tuple(map(plain, x.shape[1:])) == tuple(map(plain, out[1:]))]
     return any_of([x.moved for x in same or ins])
+
+
+def assume(t: T, cond: ast.expr) -> T:
+    """`t` as code under `if cond:` sees it: values chosen by the same condition are its branch."""
+    if cond is TRUE:
+        return t
+    key = ast.dump(cond)
+
+    class A(ast.NodeTransformer):
+        def visit_IfExp(self, n):
+            self.generic_visit(n)
+            return n.body if ast.dump(n.test) == key else n
+    shape = tuple(make(plain(d), A().visit(ast.parse(text(d.node), mode="eval").body), d.runtime)
+                  if d.node is not None else d for d in t.shape)
+    return T(t.var, shape, t.moved)

@@ -14,9 +14,12 @@ from archc.emit.modules import write_entries
 from archc.emit.scope import ClassState, Names, T, closed_of, emit_error, expand_lets
 from archc.emit.sym import PLACEHOLDERS, Named, make, name, names_in, plain, text
 from archc.emit.values import Env, sym
+from archc.errors import ShapeError
 from archc.spec.blocks import REQUIRED, param_decl
 from archc.spec.expand import shape_facts
 from archc.spec.layers import explicit_names, parse_item, reads_input, tree_at
+
+LARGE = 512        # a spatial size any block fits, for code of branches not taken
 
 # names the generated file binds at module level; a class must not shadow them
 RESERVED_CLASS_NAMES = frozenset({"F", "OrderedDict", "torch", "nn", "Final"})
@@ -97,11 +100,14 @@ def doc_lines(doc: str, pad: str) -> list[str]:
     """A docstring wrapped to the line length."""
     import textwrap
     from archc.emit.code import WIDTH
-    lines = textwrap.wrap(docstring(doc), WIDTH - len(pad) - 6, break_long_words=False, break_on_hyphens=False)
-    lines = lines or [""]
-    lines[0] = '"""' + lines[0]
-    lines[-1] += '"""'
-    return [pad + ln for ln in lines]
+    lines = []          # (text, indented): the spec's own line breaks are kept as they are
+    for j, line in enumerate(docstring(doc).split("\n")):
+        parts = textwrap.wrap(line, WIDTH - len(pad) - 6, break_long_words=False, break_on_hyphens=False,
+                              drop_whitespace=False) or [""]
+        lines += [(p.rstrip() if k < len(parts) - 1 else p, j == 0 or k > 0) for k, p in enumerate(parts)]
+    lines[0] = ('"""' + lines[0][0], True)
+    lines[-1] = (lines[-1][0] + '"""', lines[-1][1])
+    return [(pad if indented else "") + ln for ln, indented in lines]
 
 
 def render_class(name_: str, parts: Parts) -> str:
@@ -156,7 +162,13 @@ class BlockClasses:
             raise at.error(f"block cycle: {' -> '.join(self.stack + [block])}")
         self.stack.append(block)
         try:
-            info, face = self.translate(block, params, in_shape)
+            try:
+                info, face = self.translate(block, params, in_shape)
+            except ShapeError:
+                # the instance is in a branch not taken here (the expansion succeeded), at a size
+                # the block does not fit: its code does not depend on the size, so write it at one
+                # where it does
+                info, face = self.translate(block, params, (in_shape[0],) + (LARGE,) * (len(in_shape) - 1))
         finally:
             self.stack.pop()
         known = self.classes.get(block)
@@ -249,7 +261,7 @@ class BlockClasses:
         """The interface's expressions give this instance's values, or the code would be wrong."""
         from archc.spec.expr import ExprError, evaluate
         for node, want in [(face.out_node, face.out[0])] + list(zip(face.spatial, face.out[1:])):
-            if node is None:
+            if node is None or "__s" in names_in(node):
                 continue
             try:
                 got = evaluate(text(node), values)

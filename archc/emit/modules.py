@@ -10,9 +10,10 @@ from typing import Any, Callable
 from archc import ops
 from archc.emit.code import INDENT, Code, NeedsRuntime, call, ctor_text, sequential
 from archc.emit.scope import ClassState, T, emit_error, merge_branch, merge_shape
-from archc.emit.sym import (PLACEHOLDERS, Named, Sym, is_const, make, name, names_in, node_of, plain, substitute,
+from archc.emit.sym import (PLACEHOLDERS, Named, Sym, SymList, is_const, make, name, names_in, node_of, plain, substitute,
                             text)
 from archc.emit.values import Env, condition, sym
+from archc.errors import ShapeError
 from archc.spec.expand import per_copy_names
 from archc.spec.layers import STRUCTURES, Item, check_name, parse_item
 from archc.spec.schema import validate
@@ -44,6 +45,9 @@ class Entry:
 
 def attach(v, s):
     """A validated arg value carrying the expression of the spec value it came from."""
+    if isinstance(s, list) and isinstance(v, list) and len(s) == len(v):
+        items = [attach(x, y) for x, y in zip(v, s)]
+        return SymList(items)._init(node_of(s), any(getattr(x, "runtime", False) for x in items))
     if isinstance(s, Sym) and not isinstance(v, dict):
         return make(v, s.node, s.runtime, s.fwd)
     return v
@@ -81,7 +85,11 @@ class ModuleWriter:
     # -- an op -------------------------------------------------------------------------------------
     def op_module(self, item: Item, op, t: T, env: Env, raw=None) -> Mod:
         a = self.op_args(item, op, env, raw)
-        out = tuple(op.infer(a, [t.shape]))
+        try:
+            out = tuple(op.infer(a, [t.shape]))
+        except ShapeError:      # a branch not taken here, at a size it does not fit (see block_class)
+            t = T(t.var, (t.shape[0], *(make(512, d.node, True) for d in t.shape[1:])), t.moved)
+            out = tuple(op.infer(a, [t.shape]))
         ctor = self.op_ctor(item, op, a, t, out)
         if ctor is None:
             raise emit_error(item.at, f"op '{item.kind}' has no module")
@@ -133,8 +141,12 @@ class ModuleWriter:
                                           for k in type(concrete).model_fields})
 
     def forward_value(self, v):
+        """An arg as forward computes it: input sizes from the input, the rest from attributes."""
+        if isinstance(v, list):
+            items = [self.forward_value(x) for x in v]
+            return make(plain(v), ast.List(elts=[node_of(x) for x in items], ctx=ast.Load()))
         if isinstance(v, Sym):
-            node = v.fwd if v.runtime else v.node
+            node = v.fwd if v.runtime and v.fwd is not None else v.node
             return make(v.plain, ast.parse(self.st.forward_text(node), mode="eval").body)
         return v
 
@@ -179,9 +191,12 @@ class ModuleWriter:
         channels = make(face.out[0], substitute(face.out_node, mapping) if face.out_node is not None else None)
         if channels.node is None:
             raise emit_error(item.at, f"the output channels of block '{item.kind}' have no closed form here")
-        dims = [substitute(n, mapping) if n is not None and all(mapping.get(k) is not None for k in names_in(n)
-                                                                 if k in PLACEHOLDERS) else None
-                for n in face.spatial]
+        if self.st.root:        # the network's sizes are known: the child's, for this input
+            dims = None
+        else:
+            dims = [substitute(n, mapping) if n is not None and all(mapping.get(k) is not None for k in names_in(n)
+                                                                     if k in PLACEHOLDERS) else None
+                    for n in face.spatial]
         out = (channels, *self.spatial(face.out[1:], dims))
         changes = substitute(face.changes, mapping) if face.changes is not None else None
         return Mod(out, changes, lambda d, f: call(info.name, args, d, f))
@@ -254,7 +269,8 @@ class ModuleWriter:
                     raise name_at.error(f"duplicate name '{s.plain}' in '{path}'")
                 names.add(s.plain)
                 child = s.node
-            mod = self.module(item, t, env, path, repeatable=False)
+            from archc.emit.body import assume
+            mod = self.module(item, assume(t, cond), env, path)
             target.append(Entry("mod", mod, child))
             out, changes = T(t.var, mod.out), mod.changes
         if cond is TRUE:
@@ -322,7 +338,9 @@ class ModuleWriter:
             # with the channels in a running variable: do the copies change them at all?
             probe = self.copies(item, n, first, wiring, index, t, env, body, running, only_first=True)
             node = probe[1].shape[0].node
-            if node is not None and ast.dump(node) == ast.dump(name(running)):
+            start = t.shape[0].node
+            if node is not None and start is not None and index not in names_in(node) \
+                    and ast.dump(substitute(node, {running: start})) == ast.dump(substitute(start, {})):
                 self.st.busy.discard(running)
                 running = None
             ents, out, changes, outs, texts = self.copies(item, n, first, wiring, index, t, env, body, running)

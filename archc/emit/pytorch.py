@@ -23,7 +23,7 @@ def make_divisible(v, divisor=8, min_value=None):
 class Emission(BlockClasses):
     """Everything written for one network: helper sources, block classes, the network class."""
 
-    def __init__(self, net: Network):
+    def __init__(self, net: Network, reserved: frozenset[str] = frozenset()):
         d = net.definition
         if d is None:
             raise SpecError("this network was not compiled from a spec: there is no definition to write")
@@ -38,7 +38,7 @@ class Emission(BlockClasses):
         self.order: list[str] = []
         self.stack: list[str] = []
         self.items: dict[int, object] = {}
-        self.names_taken = {camel(net.name), *RESERVED_CLASS_NAMES}
+        self.names_taken = {camel(net.name), *RESERVED_CLASS_NAMES, *reserved}
         self.block_names: dict[str, str] = {}
 
     def parse(self, raw, at, index=None):
@@ -66,7 +66,7 @@ class Emission(BlockClasses):
                         if ln.startswith("class ")}
         clash = helper_names & {info.name for info in self.classes.values()}
         if clash:
-            raise SpecError(f"a block class would be named like a helper class: {', '.join(sorted(clash))}")
+            raise NameClash(clash)
         classes = [self.classes[b].text for b in self.order]
         body = "\n".join([root.text, *classes, *self.support])
         used = used_functions(body)
@@ -98,29 +98,39 @@ def used_functions(src: str) -> set[str]:
     return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
+class NameClash(Exception):
+    """A block class named like a helper class (block 'global_avg_pool', helper GlobalAvgPool)."""
+
+
 def emit_source(net: Network) -> str:
     with paused_gc():
-        return Emission(net).source()
+        try:
+            return Emission(net).source()
+        except NameClash as e:     # write it again with the helpers' names reserved: `...Block`
+            return Emission(net, frozenset(e.args[0])).source()
 
 
 def class_name(net: Network) -> str:
     return camel(net.name)
 
 
-def build_module(net: Network, weights=None):
-    """Execute the emitted source and build the network as compiled (torch imported here)."""
+def load_source(src: str, name: str):
+    """Generated source as a Python module (torch imported here)."""
     import hashlib
     import linecache
     import types
-    with paused_gc():
-        em = Emission(net)
-        src = em.source()
-    mod = types.ModuleType(f"archc_generated_{net.name.replace('-', '_')}")
-    mod.__file__ = f"<archc:{net.name}:{hashlib.sha1(src.encode()).hexdigest()[:10]}>"
+    mod = types.ModuleType(f"archc_generated_{name.replace('-', '_')}")
+    mod.__file__ = f"<archc:{name}:{hashlib.sha1(src.encode()).hexdigest()[:10]}>"
     # the source, findable by inspect: tracebacks show generated lines, torch.jit.script can read it
     linecache.cache[mod.__file__] = (len(src), None, src.splitlines(True), mod.__file__)
     exec(compile(src, mod.__file__, "exec"), mod.__dict__)
-    model = instantiate(mod.__dict__, net)
+    return mod
+
+
+def build_module(net: Network, weights=None):
+    """Execute the emitted source and build the network as compiled."""
+    src = emit_source(net)
+    model = instantiate(load_source(src, net.name).__dict__, net)
     model._archc_source = src
     if weights is not None:
         from archc.emit.weights import load_weights

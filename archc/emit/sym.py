@@ -19,7 +19,8 @@ from typing import Any
 
 # The spatial sizes of a block's input: names __init__ cannot read (the block learns its input
 # size only in forward); they stand in expressions so a caller can put its own sizes in.
-PLACEHOLDERS = ("__s0", "__s1", "__s2")
+PLACEHOLDERS = ("__s0", "__s1", "__s2", "__s")     # __s: some size too involved to write out
+UNKNOWN_SIZE = 40                                   # nodes in a size expression before it is __s
 
 
 def const(v: Any) -> ast.expr:
@@ -122,6 +123,9 @@ def binop(a, op: type, b):
     na, nb = node_of(a), node_of(b)
     node = None if na is None or nb is None else simplify(ast.BinOp(na, op(), nb))
     runtime = is_runtime(a) or is_runtime(b)
+    if runtime and node is not None and sum(1 for _ in ast.walk(node)) > UNKNOWN_SIZE \
+            and names_in(node) & set(PLACEHOLDERS):
+        node = name("__s")
     fwd = None
     if runtime:
         fa, fb = fwd_of(a), fwd_of(b)
