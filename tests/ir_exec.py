@@ -20,6 +20,11 @@ def run_ir(net, state: dict, x: torch.Tensor):
     """The outputs of `net` (inference ones) on `x`, with the weights of `state`."""
     ns = namespace()
     seen: set[str] = set()
+    owned: dict[str, dict] = {}             # module path -> its state_dict entries, by their own names
+    for key, value in state.items():
+        for i, ch in enumerate(key):
+            if ch == ".":
+                owned.setdefault(key[:i], {})[key[i + 1:]] = value
     values: dict[int, torch.Tensor] = {-1: x}
     for node in net.nodes:
         if node.train_only:
@@ -37,9 +42,7 @@ def run_ir(net, state: dict, x: torch.Tensor):
         with torch.device("meta"):           # no initialisation: the weights come from `state`
             module = eval(ctor_text(ctor, 0), ns)
         module = module.to_empty(device=x.device)
-        prefix = node.name + "."
-        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        module.load_state_dict(own, strict=True)
+        module.load_state_dict(owned.get(node.name, {}), strict=True, assign=True)
         module.eval()
         values[node.index] = module(ins[0])
     outs = [values[n.index] if n is not None else x for _, n, train in net.outputs if not train]

@@ -7,7 +7,7 @@ import ast
 
 from archc import ops
 from archc.emit.code import INDENT, Code
-from archc.emit.modules import FALSE, TRUE, Entry, Mod, ModuleWriter, all_of, any_of, write_entries
+from archc.emit.modules import FALSE, TRUE, Entry, Mod, ModuleWriter, all_of, any_of, shaped, write_entries
 from archc.emit.scope import Names, Step, T, either, emit_error, merge_shape
 from archc.emit.sym import Named, Sym
 from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
@@ -107,7 +107,7 @@ class Writer(ModuleWriter):
                 sc.auto(item.kind, item.at, conditional=cond is not TRUE, module=False) \
                     if "name" not in item.wiring else self.layer_name(sc, item, env, cond)
                 a = self.op_args(item, op, env)
-                out = tuple(op.infer(a, [x.shape for x, _ in ins])) if truth(cond, env) else ins[0][0].shape
+                out = shaped(op.infer(a, [x.shape for x, _ in ins])) if truth(cond, env) else ins[0][0].shape
                 line = f"{out_var} = {op.expr(a, [src for _, src in ins])}"
                 self.step(out_var, ins, line, cond, t, "id" not in item.wiring)
                 result = T(out_var, out, merged_moved([x for x, _ in ins], out))
@@ -251,7 +251,7 @@ class Writer(ModuleWriter):
             a = self.op_args(merge, op, env)
             x, src = short
             pair = [(x, src), (out, out.var)] if spec.merge == "concat" else [(out, out.var), (x, src)]
-            shape = tuple(op.infer(a, [p[0].shape for p in pair])) if truth(merge_cond, env) else out.shape
+            shape = shaped(op.infer(a, [p[0].shape for p in pair])) if truth(merge_cond, env) else out.shape
             sc.auto(spec.merge, at, conditional=merge_cond is not TRUE, module=False)
             line = f"{body_var} = {op.expr(a, [p[1] for p in pair])}"
             if merge_cond is TRUE:
@@ -334,7 +334,7 @@ class Writer(ModuleWriter):
             outs.append(T(bvar, mod.out, any_of([t.moved, mod.changes])))
         op = ops.get(spec.merge)
         a = self.op_args(Item(spec.merge, None, at, at), op, env)
-        shape = tuple(op.infer(a, [o.shape for o in outs]))
+        shape = shaped(op.infer(a, [o.shape for o in outs]))
         sc.auto(spec.merge, at, module=False)
         self.st.step(var, [o.var for o in outs], f"{var} = {op.expr(a, [o.var for o in outs])}")
         return T(var, shape, merged_moved(outs, shape))

@@ -43,6 +43,11 @@ class Entry:
     node: ast.expr | None = None
 
 
+def shaped(shape) -> tuple:
+    """An op's output shape, every size symbolic (a size the op makes up is a constant)."""
+    return tuple(d if isinstance(d, Sym) else make(d, ast.Constant(d)) for d in shape)
+
+
 def attach(v, s):
     """A validated arg value carrying the expression of the spec value it came from."""
     if isinstance(s, list) and isinstance(v, list) and len(s) == len(v):
@@ -86,14 +91,14 @@ class ModuleWriter:
     def op_module(self, item: Item, op, t: T, env: Env, raw=None) -> Mod:
         a = self.op_args(item, op, env, raw)
         try:
-            out = tuple(op.infer(a, [t.shape]))
+            out = shaped(op.infer(a, [t.shape]))
         except ShapeError:      # a branch not taken here, at a size it does not fit (see block_class)
             t = T(t.var, (t.shape[0], *(make(512, d.node, True) for d in t.shape[1:])), t.moved)
-            out = tuple(op.infer(a, [t.shape]))
+            out = shaped(op.infer(a, [t.shape]))
         ctor = self.op_ctor(item, op, a, t, out)
         if ctor is None:
             raise emit_error(item.at, f"op '{item.kind}' has no module")
-        for s in ctor.support:
+        for s in supports(ctor):
             self.em.support[s.strip("\n")] = None
         mod = Mod(out, self.op_changes(op, a, t, out), lambda d, f: ctor_text(ctor, d, f))
         try:
@@ -492,3 +497,16 @@ def domain(node: ast.expr, lets: dict[str, ast.expr]) -> list | None:
     if isinstance(node, ast.Name) and node.id in lets:
         return domain(lets[node.id], lets)
     return None
+
+
+def supports(value) -> list[str]:
+    """The helper sources a constructor needs, its nested ones included."""
+    from archc.emit.code import Choice
+    from archc.ops.base import Ctor
+    if isinstance(value, Ctor):
+        return list(value.support) + [s for _, v in value.args for s in supports(v)]
+    if isinstance(value, Choice):
+        return [s for _, v in value.cases for s in supports(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in supports(v)]
+    return []
