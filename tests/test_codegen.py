@@ -257,3 +257,15 @@ def test_script_trace_export_compile(name):
             same_outputs(torch.compile(model, backend="eager", fullgraph=True)(x), y)
         finally:
             torch._dynamo.reset()
+
+
+# -- the source as a user reads it -----------------------------------------------------------------
+
+GOLDEN = ["resnet50", "efficientnet_b0", "mobilenet_v2", "inception_v3", "densenet121", "seed_cifar10_cnn"]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_generated_source_golden(name):
+    """tests/golden/NAME.build.py (rewrite with ARCHC_UPDATE_GOLDEN=1 after an intended change)."""
+    from test_cli import check_golden
+    check_golden(f"{name}.build.py", load(name).source())

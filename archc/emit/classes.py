@@ -17,7 +17,7 @@ from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.spec.blocks import REQUIRED, param_decl
 from archc.spec.expand import shape_facts
-from archc.spec.layers import explicit_names, parse_item, reads_input, tree_at
+from archc.spec.layers import explicit_names, reads_input, tree_at
 
 LARGE = 512        # a spatial size any block fits, for code of branches not taken
 
@@ -44,6 +44,15 @@ class ClassInfo:
     text: str
     takes_c_in: bool
     vars: list[str]
+    parts: Any = None
+    out_channels: str | None = None     # its output channels, in its own __init__'s terms
+    exposes: bool = False               # callers read them from `self.out_channels`
+
+    def final(self) -> str:
+        if not self.exposes:
+            return self.text
+        self.parts.init_tail = [f"{INDENT * 2}self.out_channels = {self.out_channels}"]
+        return render_class(self.name, self.parts)
 
 
 @dataclass
@@ -102,8 +111,11 @@ def doc_lines(doc: str, pad: str) -> list[str]:
     from archc.emit.code import WIDTH
     lines = []          # (text, indented): the spec's own line breaks are kept as they are
     for j, line in enumerate(docstring(doc).split("\n")):
-        parts = textwrap.wrap(line, WIDTH - len(pad) - 6, break_long_words=False, break_on_hyphens=False,
-                              drop_whitespace=False) or [""]
+        line = re.sub(r"\[[^\]\n]*\]", lambda m: m.group(0).replace(" ", "\x00"), line)   # [N, 3, 224, 224] whole
+        width = WIDTH - len(pad) - 6
+        parts = [line] if len(line) <= width else \
+            textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)
+        parts = [p.replace("\x00", " ") for p in parts]
         lines += [(p.rstrip() if k < len(parts) - 1 else p, j == 0 or k > 0) for k, p in enumerate(parts)]
     lines[0] = ('"""' + lines[0][0], True)
     lines[-1] = (lines[-1][0] + '"""', lines[-1][1])
@@ -245,7 +257,10 @@ class BlockClasses:
         var_list = [v for v in self.vars if v in used and v not in params]
         parts.params = ([("c_in", REQUIRED)] if takes_c_in else []) + params_decl
         parts.kwonly = [(v, REQUIRED) for v in var_list]
-        info = ClassInfo(cls, block, render_class(cls, parts), takes_c_in, var_list)
+        own = out[0].node
+        info = ClassInfo(cls, block, render_class(cls, parts), takes_c_in, var_list, parts,
+                         text(own) if own is not None and own is out[0].node and not names_in(own) & set(PLACEHOLDERS)
+                         else None)
         allowed = {"c_in", *params, *var_list, *PLACEHOLDERS}
 
         def outward(node):

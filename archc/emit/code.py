@@ -6,7 +6,7 @@ import ast
 from contextlib import contextmanager
 from typing import Any
 
-from archc.emit.sym import Sym, is_const, text
+from archc.emit.sym import Sym, is_const, names_in, text
 from archc.ops.base import Ctor
 
 INDENT = "    "
@@ -57,7 +57,7 @@ class Code:
         if self.depth == self.base and self.holds.get(target) == value:
             return
         self.add(f"{target} = {wrap(node, len(INDENT) * self.depth + len(target) + 3)}")
-        if self.depth == self.base:
+        if self.depth == self.base and "self" not in names_in(node):    # not what changes as it builds
             self.holds[target] = value
         else:
             self.holds.pop(target, None)

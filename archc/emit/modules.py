@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from archc import ops
 from archc.emit.code import INDENT, Code, NeedsRuntime, call, ctor_text, sequential
-from archc.emit.scope import ClassState, T, emit_error, merge_branch, merge_shape
-from archc.emit.sym import (PLACEHOLDERS, Named, Sym, SymList, is_const, make, name, names_in, node_of, plain, substitute,
+from archc.emit.scope import ClassState, T, closed_of, emit_error, merge_shape
+from archc.emit.sym import (PLACEHOLDERS, Named, Sym, SymList, size, is_const, make, name, names_in, node_of, plain, substitute,
                             text)
 from archc.emit.values import Env, condition, sym
 from archc.errors import ShapeError
 from archc.spec.expand import per_copy_names
-from archc.spec.layers import STRUCTURES, Item, check_name, parse_item
+from archc.spec.layers import STRUCTURES, Item, check_name
 from archc.spec.schema import validate
 
 FALSE, TRUE = ast.Constant(False), ast.Constant(True)
+LONG = 8           # nodes in a channel expression before it goes into a local
+CHILD = "__child"  # the module just built, in an expression of what it gives (its out_channels)
+
+
+def involved(node: ast.expr) -> bool:
+    return any(isinstance(n, ast.IfExp) for n in ast.walk(node)) or size(node) > 4 * LONG
 
 
 @dataclass
@@ -193,9 +199,16 @@ class ModuleWriter:
         args += [f"{v}={text(mapping[v])}" for v in info.vars]
         if any(mapping[k] is None for k in ["c_in"] * info.takes_c_in + list(info.vars)):
             raise emit_error(item.at, f"block '{item.kind}' is called with a value known only at run time")
-        channels = make(face.out[0], substitute(face.out_node, mapping) if face.out_node is not None else None)
-        if channels.node is None:
-            raise emit_error(item.at, f"the output channels of block '{item.kind}' have no closed form here")
+        closed = substitute(face.out_node, mapping) if face.out_node is not None else None
+        if closed is not None and not names_in(closed) & set(PLACEHOLDERS) and not involved(closed):
+            channels = make(face.out[0], closed)
+        else:       # a long or conditional expression: the child says it (torchvision's `inplanes`)
+            if info.out_channels is None:
+                raise emit_error(item.at, f"the output channels of block '{item.kind}' have no expression here")
+            info.exposes = True
+            channels = make(face.out[0], ast.Attribute(name(CHILD), "out_channels", ast.Load()))
+            if closed is not None:
+                channels.closed = closed
         if self.st.root:        # the network's sizes are known: the child's, for this input
             dims = None
         else:
@@ -238,10 +251,13 @@ class ModuleWriter:
             return Mod(out.shape, changes, render)
         return Mod(out.shape, changes, entries=entries)
 
-    def fill(self, entries: list[Entry], names: set, raws, at, t: T, env: Env, path: str):
+    def fill(self, entries: list[Entry], names: set, raws, at, t: T, env: Env, path: str, top: bool = True):
+        """Items of an nn.Sequential; `top`: its own statements, not inside an `if` or a loop."""
         changes: list = []
         for j, raw in enumerate(raws):
             item = self.em.parse(raw, at, j)
+            if top and "when" not in item.wiring:
+                t = self.materialize(entries, t)
             for k in ("id", "from"):
                 if k in item.wiring:
                     raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
@@ -253,17 +269,18 @@ class ModuleWriter:
                         e2, names, one, ienv, y, path, splice))
                 t, c = self.hoisted(entries, item, t, env, copies)
             else:
-                t, c = self.fill_one(entries, names, item, env, t, path, splice)
+                t, c = self.fill_one(entries, names, item, env, t, path, splice, top)
             changes.append(c)
         return t, any_of(changes)
 
-    def fill_one(self, entries, names, item: Item, env: Env, t: T, path: str, splice: bool):
+    def fill_one(self, entries, names, item: Item, env: Env, t: T, path: str, splice: bool, top: bool = False):
         on, cond = self.when(item, env)
         if cond is FALSE:
             return t, FALSE
         target = entries if cond is TRUE else []
         if splice:
-            out, changes = self.fill(target, names, item.args, item.args_at, t, env, path)
+            out, changes = self.fill(target, names, item.args, item.args_at, t, env, path,
+                                     top=top and cond is TRUE)
         else:
             child = None
             if "name" in item.wiring:
@@ -278,11 +295,33 @@ class ModuleWriter:
             mod = self.module(item, assume(t, cond), env, path)
             target.append(Entry("mod", mod, child))
             out, changes = T(t.var, mod.out), mod.changes
+            if CHILD in names_in(out.shape[0].node):      # `channels = self.features[-1].out_channels`
+                var = self.st.local("channels", "c", "ch")
+                self.st.busy.discard(var)
+                last = ast.Subscript(name(SEQ), ast.UnaryOp(ast.USub(), ast.Constant(1)), ast.Load())
+                target.append(Entry("line", header=var, node=replace_name(out.shape[0].node, CHILD, last)))
+                ch = make(plain(out.shape[0]), name(var))
+                if hasattr(out.shape[0], "closed"):
+                    ch.closed = out.shape[0].closed
+                out = T(out.var, (ch, *out.shape[1:]), out.moved)
         if cond is TRUE:
             return out, changes
         entries.append(Entry("if", header=f"if {text(cond)}:", body=target))
         return T(t.var, merge_shape(cond, out.shape, t.shape, self.st.lets, on)), \
             all_of([cond, changes]) if changes is not None else None
+
+    def materialize(self, entries: list[Entry], t: T) -> T:
+        """Channels written as a long expression go into a local first (torchvision's
+        `num_features = ...`): `channels = (c + n * growth) // 2`."""
+        node = t.shape[0].node
+        if node is None or size(node) <= LONG or names_in(node) & set(PLACEHOLDERS):
+            return t
+        var = self.st.local("channels", "c", "ch")
+        self.st.busy.discard(var)
+        entries.append(Entry("line", header=var, node=node))
+        channels = make(plain(t.shape[0]), name(var))
+        channels.closed = closed_of(t.shape[0])
+        return T(t.var, (channels, *t.shape[1:]), t.moved)
 
     def hoisted(self, entries, item: Item, t: T, env: Env, inner):
         """A repeat's `when:` that does not read `i` guards the whole loop: `if c: for i in ...`."""
@@ -297,8 +336,15 @@ class ModuleWriter:
             return inner(entries, bare, t)
         target: list[Entry] = []
         out, changes = inner(target, bare, t)
+        before = t
+        if target and target[0].kind == "line":     # a running variable: set before the `if`, so
+            first = target.pop(0)                    # that it holds the channels either way
+            entries.append(first)
+            kept = make(plain(t.shape[0]), name(first.header))
+            kept.closed = closed_of(t.shape[0])
+            before = T(t.var, (kept, *t.shape[1:]), t.moved)
         entries.append(Entry("if", header=f"if {text(cond)}:", body=target))
-        return T(t.var, merge_shape(cond, out.shape, t.shape, self.st.lets, on)), \
+        return T(t.var, merge_shape(cond, out.shape, before.shape, self.st.lets, on)), \
             all_of([cond, changes]) if changes is not None else None
 
     def when(self, item: Item, env: Env):
@@ -365,7 +411,7 @@ class ModuleWriter:
         entries.append(Entry("for", header=f"for {index} in range({n_text}):", body=ents))
         if plain(n) == 0:
             return t, FALSE
-        closed = self.closed_form(t.shape[0].node, update, running, index, n)
+        closed = self.closed_form(closed_of(t.shape[0]), update, running, index, n)
         changes = self.loop_changes(changes, index, n)
         last = outs[-1].shape
         dims = t.shape[1:] if changes is FALSE else tuple(make(plain(d), None, True) for d in last[1:])
@@ -449,6 +495,16 @@ class ModuleWriter:
         return f.default
 
 
+SEQ = "__seq"     # the nn.Sequential being filled, in a line of its statements
+
+
+def replace_name(node: ast.expr, key: str, by: ast.expr) -> ast.expr:
+    class R(ast.NodeTransformer):
+        def visit_Name(self, n):
+            return by if n.id == key else n
+    return R().visit(ast.parse(text(node), mode="eval").body)
+
+
 def render_entries(entries: list[Entry], target: str = "self.x", depth: int = 0) -> str:
     code = Code(depth)
     write_entries(code, entries, target)
@@ -456,9 +512,15 @@ def render_entries(entries: list[Entry], target: str = "self.x", depth: int = 0)
 
 
 def write_entries(code: Code, entries: list[Entry], target: str) -> None:
+    merged: list[Entry] = []          # `if c:` blocks one after another under one `if c:`
     for e in entries:
+        if e.kind == "if" and merged and merged[-1].kind == "if" and merged[-1].header == e.header:
+            merged[-1] = Entry("if", header=e.header, body=merged[-1].body + e.body)
+        else:
+            merged.append(e)
+    for e in merged:
         if e.kind == "line":
-            code.assign(e.header, e.node)
+            code.assign(e.header, replace_name(e.node, SEQ, ast.parse(target, mode="eval").body))
         elif e.kind in ("if", "for"):
             with code.block(e.header):
                 write_entries(code, e.body, target)

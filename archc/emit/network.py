@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.emit.body import Writer
-from archc.emit.classes import Parts, Text, doc_lines, docstring, forward_lines, render_class
+from archc.emit.classes import Parts, Text, doc_lines, forward_lines, render_class
 from archc.emit.code import INDENT, Code, call, literal
 from archc.emit.modules import FALSE, TRUE
 from archc.emit.scope import ClassState, Names, T, emit_error

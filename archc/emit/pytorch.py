@@ -3,7 +3,7 @@ block definition, the network class taking the spec's vars, a builder function p
 The in-memory module is this same source, executed (build_module)."""
 from __future__ import annotations
 
-from archc.emit.classes import BlockClasses, ClassInfo, RESERVED_CLASS_NAMES, camel, docstring, render_class
+from archc.emit.classes import BlockClasses, ClassInfo, RESERVED_CLASS_NAMES, camel, docstring
 from archc.emit.network import root_class, variant_functions, constructor_call
 from archc.emit.values import HELPERS, MATH
 from archc.errors import SpecError
@@ -67,7 +67,7 @@ class Emission(BlockClasses):
         clash = helper_names & {info.name for info in self.classes.values()}
         if clash:
             raise NameClash(clash)
-        classes = [self.classes[b].text for b in self.order]
+        classes = [self.classes[b].final() for b in self.order]
         body = "\n".join([root.text, *classes, *self.support])
         used = used_functions(body)
         net = self.net

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any
 
 from archc.emit.code import INDENT, Code
-from archc.emit.sym import Named, is_const, make, name, names_in, substitute, text
+from archc.emit.sym import closed_of, is_const, make, name, names_in, substitute, text
 from archc.emit.values import Env
 from archc.errors import SpecError
 
@@ -146,11 +145,6 @@ def merge_branch(cond: ast.expr, then, other, lets: dict[str, ast.expr], on: boo
     return out
 
 
-def closed_of(s):
-    """A value's expression for callers of the class (not a running local of its __init__)."""
-    return getattr(s, "closed", None) or s.node
-
-
 def _merge(cond, tn, en, lets, value, runtime):
     if tn is not None and en is not None and (ast.dump(tn) == ast.dump(en) or implied_equal(cond, tn, en, lets)):
         return make(value, tn, runtime)
@@ -193,14 +187,6 @@ def expand_lets(node: ast.expr, lets: dict[str, ast.expr], extra: dict[str, ast.
             break
         node = substitute(node, {k: lets[k] for k in used})
     return node
-
-
-def constant_bool(node: ast.expr | None):
-    return node.value if is_const(node) and isinstance(node.value, bool) else None
-
-
-def named(value: Any, n: str) -> Named:
-    return Named(value, name(n))
 
 
 def either(cond: ast.expr, then: ast.expr | None, other: ast.expr | None) -> ast.expr | None:

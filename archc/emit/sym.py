@@ -20,7 +20,7 @@ from typing import Any
 # The spatial sizes of a block's input: names __init__ cannot read (the block learns its input
 # size only in forward); they stand in expressions so a caller can put its own sizes in.
 PLACEHOLDERS = ("__s0", "__s1", "__s2", "__s")     # __s: some size too involved to write out
-UNKNOWN_SIZE = 40                                   # nodes in a size expression before it is __s
+UNKNOWN_SIZE = 20                                   # nodes in a size expression before it is __s
 
 
 def const(v: Any) -> ast.expr:
@@ -44,6 +44,11 @@ def names_in(node: ast.expr | None) -> set[str]:
         return set()
     called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in called}
+
+
+def size(node: ast.expr) -> int:
+    """The number of expression nodes in an expression."""
+    return sum(1 for n in ast.walk(node) if isinstance(n, ast.expr))
 
 
 def is_const(node) -> bool:
@@ -123,14 +128,24 @@ def binop(a, op: type, b):
     na, nb = node_of(a), node_of(b)
     node = None if na is None or nb is None else simplify(ast.BinOp(na, op(), nb))
     runtime = is_runtime(a) or is_runtime(b)
-    if runtime and node is not None and sum(1 for _ in ast.walk(node)) > UNKNOWN_SIZE \
+    if runtime and node is not None and size(node) > UNKNOWN_SIZE \
             and names_in(node) & set(PLACEHOLDERS):
         node = name("__s")
     fwd = None
     if runtime:
         fa, fb = fwd_of(a), fwd_of(b)
         fwd = None if fa is None or fb is None else simplify(ast.BinOp(fa, op(), fb))
-    return make(value, folded(node, value), runtime, folded(fwd, value))
+    out = make(value, folded(node, value), runtime, folded(fwd, value))
+    if hasattr(a, "closed") or hasattr(b, "closed"):
+        ca, cb = closed_of(a), closed_of(b)
+        out.closed = None if ca is None or cb is None else folded(simplify(ast.BinOp(ca, op(), cb)), value)
+    return out
+
+
+def closed_of(v):
+    """A value's expression for the callers of its class: without the locals the class's
+    __init__ keeps running values in (`channels`), where the value has one."""
+    return getattr(v, "closed", None) or node_of(v) if isinstance(v, Sym) else node_of(v)
 
 
 def _arith(op: type, reflected: bool = False):
@@ -277,6 +292,9 @@ def simplify(node: ast.expr) -> ast.expr:
         return node.body if node.test.value else node.orelse
     if isinstance(node, ast.IfExp) and ast.dump(node.body) == ast.dump(node.orelse):
         return node.body
+    if isinstance(node, ast.IfExp) and isinstance(node.orelse, ast.IfExp) \
+            and ast.dump(node.orelse.test) == ast.dump(node.test):      # a if c else (b if c else d)
+        return simplify(ast.IfExp(node.test, node.body, node.orelse.orelse))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         x = node.operand
         if is_const(x):

@@ -29,9 +29,6 @@ class Env:
     def concrete(self) -> dict[str, Any]:
         return {k: v.value for k, v in self.names.items()}
 
-    def __contains__(self, key):
-        return key in self.names
-
 
 def spec_node(tree: ast.expr, env: Env, which: str = "node") -> ast.expr | None:
     """An expression tree of the spec with each name replaced by its expression in the class."""
@@ -117,12 +114,6 @@ def condition(value: Any, env: Env, at):
     if not isinstance(getattr(s, "plain", s), bool):
         raise at.error(f"'when' must be true or false, got {getattr(s, 'plain', s)!r}")
     return bool(s), s.node
-
-
-def functions_in(node: ast.expr | None) -> set[str]:
-    if node is None:
-        return set()
-    return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
 def truth(node: ast.expr, env: Env) -> bool:

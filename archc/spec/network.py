@@ -30,8 +30,7 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     scope.ids["input"] = x
     last = exp.chain(scope, spec.layers, at, x, scope.chain_var)
     outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
-    root.outputs = [(v.var, train) for _, v, train in outputs]
-    mark_train_only(exp.nodes, outputs, root)
+    mark_train_only(exp.nodes, outputs)
     return Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
                    [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
                    vars=dict(env), variant=variant, train=spec.train, file=src.file,
@@ -78,7 +77,7 @@ def ancestors(nodes: list[Node], starts: list[int]) -> set[int]:
     return seen
 
 
-def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
+def mark_train_only(nodes: list[Node], outputs) -> None:
     """Nodes feeding only training-time outputs do not run in eval mode (nor count in MACs)."""
     needed = ancestors(nodes, [v.node for _, v, t in outputs if not t])
     used = ancestors(nodes, [v.node for _, v, _ in outputs])
@@ -88,15 +87,3 @@ def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
                         f"wire it with 'from:', or list its 'id' in 'outputs'", dead[0].loc)
     for n in nodes:
         n.train_only = n.index not in needed
-    owner = {}
-
-    def collect(m: Module):
-        if m.node is not None:
-            yield m.node
-        for c in m.children:
-            yield from collect(c)
-    for c in root.children:
-        owner[c.attr] = list(collect(c))
-    for step in root.steps:
-        ns = owner.get(step.attr, []) if step.attr else ([step.node] if step.node else [])
-        step.train_only = bool(ns) and all(n.train_only for n in ns)
