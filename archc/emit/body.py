@@ -7,10 +7,11 @@ import ast
 
 from archc import ops
 from archc.emit.code import INDENT
-from archc.emit.modules import FALSE, TRUE, Entry, Mod, ModuleWriter, all_of, any_of, shaped, write_entries
-from archc.emit.scope import Names, Step, T, either, emit_error, merge_shape
+from archc.emit.entries import FALSE, TRUE, Entry, Mod, all_of, any_of, shaped, write_entries
+from archc.emit.modules import ModuleWriter
+from archc.emit.scope import Names, Step, T, assume, either, emit_error, merge_shape, own_channels
 from archc.emit.sym import Named, Sym
-from archc.emit.sym import is_const, make, name, names_in, node_of, plain, substitute, text
+from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
 from archc.spec.expand import per_copy_names
@@ -357,54 +358,3 @@ def merged_moved(ins: list[T], out: tuple) -> ast.expr | None:
     same = [x for x in ins if tuple(map(plain, x.shape[1:])) == tuple(map(plain, out[1:]))]
     return any_of([x.moved for x in same or ins])
 
-
-def assume(t: T, cond: ast.expr) -> T:
-    """`t` as code under `if cond:` sees it: values chosen by the same condition are its branch."""
-    if cond is TRUE:
-        return t
-
-    def pruned(node):
-        return None if node is None else substitute(under(cond, node), {})
-
-    def one(d):
-        if d.node is None:
-            return d
-        out = make(plain(d), pruned(d.node), d.runtime)
-        if hasattr(d, "closed"):
-            out.closed = pruned(d.closed)
-        return out
-    return T(t.var, tuple(one(d) for d in t.shape), t.moved)
-
-
-def under(cond: ast.expr, node: ast.expr) -> ast.expr:
-    """`node` where `cond` holds: a test equal to cond is true; `x == 'b'` is false where cond
-    says `x == 'a'` (one string param chooses between branches)."""
-    key = ast.dump(cond)
-    eq = cond.left.id if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq) \
-        and isinstance(cond.left, ast.Name) and is_const(cond.comparators[0]) else None
-
-    class A(ast.NodeTransformer):
-        def visit_IfExp(self, n):
-            self.generic_visit(n)
-            t = n.test
-            if ast.dump(t) == key:
-                return n.body
-            if eq and isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq) \
-                    and isinstance(t.left, ast.Name) and t.left.id == eq and is_const(t.comparators[0]) \
-                    and t.comparators[0].value != cond.comparators[0].value:
-                return n.orelse
-            return n
-    return A().visit(ast.parse(text(node), mode="eval").body)
-
-
-def own_channels(shape: tuple, attr: str) -> tuple:
-    """`self.<attr>.out_channels` for a child that says its channels itself."""
-    from archc.emit.modules import CHILD, replace_name
-    d = shape[0]
-    if d.node is None or CHILD not in names_in(d.node):
-        return shape
-    node = replace_name(d.node, CHILD, ast.Attribute(name("self"), attr, ast.Load()))
-    ch = make(plain(d), node)
-    if hasattr(d, "closed"):
-        ch.closed = d.closed
-    return (ch, *shape[1:])

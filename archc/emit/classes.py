@@ -10,7 +10,7 @@ from typing import Any
 
 from archc.emit.body import Writer
 from archc.emit.code import INDENT, Code, literal
-from archc.emit.modules import write_entries
+from archc.emit.entries import write_entries
 from archc.emit.scope import ClassState, Names, T, closed_of, emit_error, expand_lets
 from archc.emit.sym import PLACEHOLDERS, Named, make, name, names_in, plain, text
 from archc.emit.values import Env, sym

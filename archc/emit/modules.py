@@ -1,86 +1,24 @@
 """Child modules written from a definition: an op's module, a block's class called with the
-instance's arguments, an nn.Sequential (one expression, or built with `if` and `for`), and the
-copies of a `repeat` as a loop over `i`."""
+instance's arguments, an nn.Sequential (one expression, or built statement by statement)."""
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
-from typing import Callable
 
 from archc import ops
-from archc.emit.code import INDENT, Code, NeedsRuntime, call, ctor_text, sequential
-from archc.emit.scope import ClassState, T, closed_of, emit_error, merge_shape
-from archc.emit.sym import (PLACEHOLDERS, Named, Sym, SymList, size, is_const, make, name, names_in, node_of, plain, substitute,
-                            text)
-from archc.emit.values import Env, condition, sym
+from archc.emit.code import NeedsRuntime, call, ctor_text, sequential
+from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_of, any_of, attach, domain, involved,
+                                replace_name, shaped, supports)
+from archc.emit.loops import LoopWriter
+from archc.emit.scope import ClassState, T, assume, closed_of, emit_error, merge_shape
+from archc.emit.sym import PLACEHOLDERS, Sym, is_const, make, name, names_in, node_of, plain, size, substitute, text
+from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.spec.expand import per_copy_names
 from archc.spec.layers import STRUCTURES, Item, check_name
 from archc.spec.schema import validate
 
-FALSE, TRUE = ast.Constant(False), ast.Constant(True)
-LONG = 8           # nodes in a channel expression before it goes into a local
-CHILD = "__child"  # the module just built, in an expression of what it gives (its out_channels)
 
-
-def involved(node: ast.expr) -> bool:
-    return any(isinstance(n, ast.IfExp) for n in ast.walk(node)) or size(node) > 4 * LONG
-
-
-@dataclass
-class Mod:
-    """A module to construct: `render(depth, first)` gives its constructor expression, or
-    `entries` the statements that fill an nn.Sequential."""
-    out: tuple
-    changes: ast.expr | None            # when the spatial size changes (None: cannot say)
-    render: Callable[[int, int], str] | None = None
-    entries: list["Entry"] | None = None
-    functional: str | None = None       # a forward expression over `{x}` (runtime arguments)
-
-
-@dataclass
-class Entry:
-    """One statement of an nn.Sequential being filled: a child, an `if` or a `for`."""
-    kind: str                           # 'mod' | 'if' | 'for' | 'line' (header = node)
-    mod: Mod | None = None
-    child: ast.expr | None = None       # the child's name; None: numbered
-    header: str = ""
-    body: list["Entry"] = field(default_factory=list)
-    node: ast.expr | None = None
-
-
-def shaped(shape) -> tuple:
-    """An op's output shape, every size symbolic (a size the op makes up is a constant)."""
-    return tuple(d if isinstance(d, Sym) else make(d, ast.Constant(d)) for d in shape)
-
-
-def attach(v, s):
-    """A validated arg value carrying the expression of the spec value it came from."""
-    if isinstance(s, list) and isinstance(v, list) and len(s) == len(v):
-        items = [attach(x, y) for x, y in zip(v, s)]
-        return SymList(items)._init(node_of(s), any(getattr(x, "runtime", False) for x in items))
-    if isinstance(s, Sym) and not isinstance(v, dict):
-        return make(v, s.node, s.runtime, s.fwd)
-    return v
-
-
-def any_of(conds: list[ast.expr | None]) -> ast.expr | None:
-    if any(c is None for c in conds):
-        return None
-    keep = [c for c in conds if not (is_const(c) and c.value is False)]
-    if any(is_const(c) and c.value is True for c in keep):
-        return TRUE
-    return FALSE if not keep else keep[0] if len(keep) == 1 else ast.BoolOp(ast.Or(), keep)
-
-
-def all_of(conds: list[ast.expr]) -> ast.expr:
-    keep = [c for c in conds if not (is_const(c) and c.value is True)]
-    if any(is_const(c) and c.value is False for c in keep):
-        return FALSE
-    return TRUE if not keep else keep[0] if len(keep) == 1 else ast.BoolOp(ast.And(), keep)
-
-
-class ModuleWriter:
+class ModuleWriter(LoopWriter):
     def __init__(self, em, st: ClassState):
         self.em = em
         self.st = st
@@ -291,7 +229,6 @@ class ModuleWriter:
                     raise name_at.error(f"duplicate name '{s.plain}' in '{path}'")
                 names.add(s.plain)
                 child = s.node
-            from archc.emit.body import assume
             mod = self.module(item, assume(t, cond), env, path)
             target.append(Entry("mod", mod, child))
             out, changes = T(t.var, mod.out), mod.changes
@@ -323,252 +260,3 @@ class ModuleWriter:
         channels.closed = closed_of(t.shape[0])
         return T(t.var, (channels, *t.shape[1:]), t.moved)
 
-    def hoisted(self, entries, item: Item, t: T, env: Env, inner):
-        """A repeat's `when:` that does not read `i` guards the whole loop: `if c: for i in ...`."""
-        if "when" not in item.wiring or "i" in when_names(item):
-            return inner(entries, item, t)
-        on, cond = self.when(item, env)
-        if cond is FALSE:
-            return t, FALSE
-        bare = Item(item.kind, item.args, item.at, item.args_at,
-                    {k: v for k, v in item.wiring.items() if k != "when"}, item.wiring_at)
-        if cond is TRUE:
-            return inner(entries, bare, t)
-        target: list[Entry] = []
-        out, changes = inner(target, bare, t)
-        before = t
-        if target and target[0].kind == "line":     # a running variable: set before the `if`, so
-            first = target.pop(0)                    # that it holds the channels either way
-            entries.append(first)
-            kept = make(plain(t.shape[0]), name(first.header))
-            kept.closed = closed_of(t.shape[0])
-            before = T(t.var, (kept, *t.shape[1:]), t.moved)
-        entries.append(Entry("if", header=f"if {text(cond)}:", body=target))
-        return T(t.var, merge_shape(cond, out.shape, before.shape, self.st.lets, on)), \
-            all_of([cond, changes]) if changes is not None else None
-
-    def when(self, item: Item, env: Env):
-        """(enabled here, condition node): TRUE / FALSE where it does not vary."""
-        if "when" not in item.wiring:
-            return True, TRUE
-        on, node = condition(item.wiring["when"], env, item.wiring_at["when"])
-        return on, node
-
-    # -- repeat ------------------------------------------------------------------------------------
-    def repeated(self, item: Item, t: T, env: Env) -> Mod:
-        """A repeat in a class: its copies numbered in one nn.Sequential."""
-        entries: list[Entry] = []
-        out, changes = self.hoisted(entries, item, t, env, lambda ents, it, x: self.loop(
-            ents, it, x, env, lambda e2, one, ienv, y: self.copy(e2, one, ienv, y)))
-        return self.sequential_mod(entries, out, changes) if entries else Mod(t.shape, FALSE, lambda d, f: "nn.Sequential()")
-
-    def copy(self, entries, item: Item, env: Env, t: T):
-        on, cond = self.when(item, env)
-        mod = self.module(item, t, env, "", repeatable=False)
-        if cond is TRUE:
-            entries.append(Entry("mod", mod))
-            return T(t.var, mod.out), mod.changes
-        entries.append(Entry("if", header=f"if {text(cond)}:", body=[Entry("mod", mod)]))
-        return T(t.var, merge_shape(cond, mod.out, t.shape, self.st.lets, on)), None
-
-    def loop(self, entries: list[Entry], item: Item, t: T, env: Env, body):
-        """`for i in range(n)` around the copies; the channels they pass on in a local variable
-        where they change from copy to copy."""
-        at = item.wiring_at["repeat"]
-        n = sym(item.wiring["repeat"], env, at)
-        if not isinstance(plain(n), int) or isinstance(plain(n), bool) or plain(n) < 0:
-            raise at.error(f"repeat must be a non-negative integer, got {plain(n)!r}")
-        first = item.wiring.get("first")
-        if first is not None and not isinstance(first, dict):
-            raise item.wiring_at["first"].error(f"'first' must be a mapping of args, got {first!r}")
-        index = self.st.local("i", "j", "k")
-        dropped = ("repeat", "first", "id", "from") + (() if per_copy_names(item) else ("name",))
-        wiring = {k: v for k, v in item.wiring.items() if k not in dropped}
-        running = self.st.local("channels", "c", "ch")
-        try:
-            # with the channels in a running variable: do the copies change them at all?
-            probe = self.copies(item, n, first, wiring, index, t, env, body, running, only_first=True)
-            node = probe[1].shape[0].node
-            start = t.shape[0].node
-            if node is not None and start is not None and index not in names_in(node) \
-                    and ast.dump(substitute(node, {running: start})) == ast.dump(substitute(start, {})):
-                self.st.busy.discard(running)
-                running = None
-            ents, out, changes, outs, texts = self.copies(item, n, first, wiring, index, t, env, body, running)
-        finally:
-            self.st.busy.discard(index)
-        if len(set(texts)) > 1:
-            other = next(x for x in texts if x != texts[0])
-            raise emit_error(item.at, f"the copies of this repeat are written differently:\n{texts[0]}\n---\n{other}")
-        n_text = text(n.node) if n.node is not None else str(plain(n))
-        update = out.shape[0].node
-        if running is not None:
-            self.st.busy.discard(running)
-            if text(t.shape[0].node) != running:
-                entries.append(Entry("line", header=running, node=t.shape[0].node))
-            if update is not None and text(update) != running:
-                ents = ents + [Entry("line", header=running, node=update)]
-        entries.append(Entry("for", header=f"for {index} in range({n_text}):", body=ents))
-        if plain(n) == 0:
-            return t, FALSE
-        closed = self.closed_form(closed_of(t.shape[0]), update, running, index, n)
-        changes = self.loop_changes(changes, index, n)
-        last = outs[-1].shape
-        dims = t.shape[1:] if changes is FALSE else tuple(make(plain(d), None, True) for d in last[1:])
-        channels = make(plain(last[0]), name(running) if running is not None else closed)
-        channels.closed = closed       # for callers of this class: the running variable is its own
-        shape = (channels, *dims)
-        return T(t.var, shape), changes
-
-    def loop_changes(self, changes, index: str, n):
-        """Whether any copy changes the spatial size; copies may differ only by `i == 0`."""
-        if changes is None:
-            return None
-        if index in names_in(changes):
-            at = [substitute(changes, {index: ast.Constant(k)}) for k in (0, 1, 2)]
-            if any(index in names_in(c) for c in at) or ast.dump(at[1]) != ast.dump(at[2]):
-                return None
-            more = ast.Compare(n.node, [ast.Gt()], [ast.Constant(1)]) if n.node is not None else \
-                ast.Constant(plain(n) > 1)
-            changes = any_of([at[0], all_of([substitute(more, {}), at[1]])])
-        if n.node is not None and not is_const(n.node):
-            return all_of([ast.Compare(n.node, [ast.Gt()], [ast.Constant(0)]), changes])
-        return changes if plain(n) > 0 else FALSE
-
-    def copies(self, item, n, first, wiring, index, t: T, env: Env, body, running, only_first=False):
-        """Each copy written (with its own concrete values): the texts must all be the same."""
-        texts, outs, written = [], [], None
-        cur = t
-        for i in range(1 if only_first else max(plain(n), 1)):
-            ienv = env.child()
-            ienv.set("i", Named(i, name(index)))
-            args = self.first_args(item, first, i, ienv, index)
-            one = Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at)
-            x = cur if running is None else T(cur.var, (make(plain(cur.shape[0]), name(running)), *cur.shape[1:]))
-            ents: list[Entry] = []
-            out, changes = body(ents, one, ienv, x)
-            node = out.shape[0].node
-            texts.append(render_entries(ents) + "\n# -> " + (text(node) if node is not None else "?"))
-            if written is None:
-                written = (ents, out, changes)
-            outs.append(out)
-            cur = out
-        return written[0], written[1], written[2], outs, texts
-
-    def closed_form(self, start, update, var, index, n):
-        """The channels after the loop, as an expression of what is known before it."""
-        if update is None:
-            return None
-        if var is None or var not in names_in(update):
-            if index in names_in(update):
-                return substitute(update, {index: ast.BinOp(n.node, ast.Sub(), ast.Constant(1))})
-            return update
-        if isinstance(update, ast.BinOp) and isinstance(update.op, ast.Add) \
-                and isinstance(update.left, ast.Name) and update.left.id == var \
-                and not ({var, index} & names_in(update.right)):
-            return substitute(ast.BinOp(start, ast.Add(), ast.BinOp(n.node, ast.Mult(), update.right)), {})
-        return None
-
-    def first_args(self, item: Item, first, i: int, env: Env, index: str):
-        """The copy's args: `first:` values as `a if i == 0 else b`."""
-        args = item.args
-        if not first:
-            return args
-        base = args if isinstance(args, dict) else ({} if args is None else None)
-        if base is None:
-            short = self.em.blocks.short_param(item.kind) if self.em.blocks.has(item.kind) \
-                else getattr(ops.get(item.kind), "short", None)
-            base = {short: args} if short else {}
-        merged = dict(base)
-        test = ast.Compare(name(index), [ast.Eq()], [ast.Constant(0)])
-        for k, v in first.items():
-            f = sym(v, env)
-            b = sym(base[k], env) if k in base else make(self.default_of(item, k), ast.Constant(self.default_of(item, k)))
-            merged[k] = make(plain(f) if i == 0 else plain(b), ast.IfExp(test, node_of(f), node_of(b)))
-        return merged
-
-    def default_of(self, item: Item, key: str):
-        if self.em.blocks.has(item.kind):
-            from archc.spec.blocks import param_decl
-            return param_decl(self.em.blocks.defs[item.kind][0].params[key])[1]
-        f = ops.get(item.kind).Args.model_fields[key]
-        return f.default
-
-
-SEQ = "__seq"     # the nn.Sequential being filled, in a line of its statements
-
-
-def replace_name(node: ast.expr, key: str, by: ast.expr) -> ast.expr:
-    class R(ast.NodeTransformer):
-        def visit_Name(self, n):
-            return by if n.id == key else n
-    return R().visit(ast.parse(text(node), mode="eval").body)
-
-
-def render_entries(entries: list[Entry], target: str = "self.x", depth: int = 0) -> str:
-    code = Code(depth)
-    write_entries(code, entries, target)
-    return "\n".join(code.lines)
-
-
-def write_entries(code: Code, entries: list[Entry], target: str) -> None:
-    merged: list[Entry] = []          # `if c:` blocks one after another under one `if c:`
-    for e in entries:
-        if e.kind == "if" and merged and merged[-1].kind == "if" and merged[-1].header == e.header:
-            merged[-1] = Entry("if", header=e.header, body=merged[-1].body + e.body)
-        else:
-            merged.append(e)
-    for e in merged:
-        if e.kind == "line":
-            code.assign(e.header, replace_name(e.node, SEQ, ast.parse(target, mode="eval").body))
-        elif e.kind in ("if", "for"):
-            with code.block(e.header):
-                write_entries(code, e.body, target)
-            last = e.body[-1] if e.body else None
-            if e.kind == "for" and code.depth == code.base and last is not None and last.kind == "line":
-                code.holds[last.header] = text(last.node)
-        else:
-            m = e.mod
-            expr = None
-            if m.render is None:     # an nn.Sequential with its own `if` / `for`: built first
-                expr = "block" if target != "block" else "inner"
-                code.add(f"{expr} = nn.Sequential()")
-                write_entries(code, m.entries, expr)
-            head = f"{target}.append(" if e.child is None else f"{target}.add_module({text(e.child)}, "
-            code.add(head + (expr or m.render(0, len(head) + len(INDENT) * code.depth)) + ")")
-
-
-def when_names(item: Item) -> set[str]:
-    from archc.spec.expr import INTERP, NAME, parse
-    raw = item.wiring.get("when")
-    if not isinstance(raw, str):
-        return set()
-    m = NAME.match(raw)
-    if m:
-        return {m.group(1)}
-    return {n for e in INTERP.findall(raw) for n in names_in(parse(e).body)}
-
-
-def domain(node: ast.expr, lets: dict[str, ast.expr]) -> list | None:
-    """The values a string expression can take, where they are spelled out in it."""
-    if is_const(node):
-        return [node.value]
-    if isinstance(node, ast.IfExp):
-        a, b = domain(node.body, lets), domain(node.orelse, lets)
-        return None if a is None or b is None else a + [x for x in b if x not in a]
-    if isinstance(node, ast.Name) and node.id in lets:
-        return domain(lets[node.id], lets)
-    return None
-
-
-def supports(value) -> list[str]:
-    """The helper sources a constructor needs, its nested ones included."""
-    from archc.emit.code import Choice
-    from archc.ops.base import Ctor
-    if isinstance(value, Ctor):
-        return list(value.support) + [s for _, v in value.args for s in supports(v)]
-    if isinstance(value, Choice):
-        return [s for _, v in value.cases for s in supports(v)]
-    if isinstance(value, (list, tuple)):
-        return [s for v in value for s in supports(v)]
-    return []

@@ -10,7 +10,7 @@ from typing import Any
 from archc.emit.body import Writer
 from archc.emit.classes import Parts, Text, doc_lines, forward_lines, render_class
 from archc.emit.code import INDENT, Code, call, literal
-from archc.emit.modules import FALSE, TRUE
+from archc.emit.entries import FALSE, TRUE
 from archc.emit.scope import ClassState, Names, T, emit_error
 from archc.emit.sym import Named, make, name, plain, text
 from archc.emit.values import Env, condition, sym
