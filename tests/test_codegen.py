@@ -99,7 +99,7 @@ def test_variants_are_builder_functions():
     mod = load_source(net.source(), net.name)
     for v in "01234567":
         assert callable(getattr(mod, f"efficientnet_b{v}"))
-    assert net.source().splitlines()[3] == "Built for: efficientnet_b3()"
+    assert net.source().splitlines()[3] == "Built for: efficientnet_b3() on input [N, 3, 300, 300]"
     with torch.device("meta"):
         model = mod.efficientnet_b3()
     assert [(k, tuple(v.shape)) for k, v in model.state_dict().items()] == \
