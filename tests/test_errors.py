@@ -44,7 +44,7 @@ CASES = [
      "(specs hold plain data only)"),
     ("empty.yaml", [],
      "tests/broken/empty.yaml:1:1: the spec is empty: expected a mapping with keys archc, name, doc, "
-     "input, vars, variants, use, blocks, layers, outputs, train, zoo"),
+     "input, vars, variants, use, blocks, layers, outputs, train, init, zoo"),
     # -- top level ------------------------------------------------------------------------------
     ("missing_version.yaml", [],
      "tests/broken/missing_version.yaml:1:1: missing required 'archc' (the format version: write 'archc: 1' first)"),
@@ -55,10 +55,10 @@ CASES = [
      "integer, got 'one'"),
     ("unknown_toplevel.yaml", [],
      "tests/broken/unknown_toplevel.yaml:4:1: unknown key 'layer' (did you mean 'layers'?); expected one of: "
-     "archc, name, doc, input, vars, variants, use, blocks, layers, outputs, train, zoo"),
+     "archc, name, doc, input, vars, variants, use, blocks, layers, outputs, train, init, zoo"),
     ("toml_unknown_toplevel.toml", [],
      "tests/broken/toml_unknown_toplevel.toml:3:1: unknown key 'inputs' (did you mean 'input'?); expected one "
-     "of: archc, name, doc, input, vars, variants, use, blocks, layers, outputs, train, zoo"),
+     "of: archc, name, doc, input, vars, variants, use, blocks, layers, outputs, train, init, zoo"),
     ("bad_input.yaml", [],
      "tests/broken/bad_input.yaml:3:8: 'input': expected a shape like [3, 224, 224] or '3x224x224', got '3xtwox2'"),
     # -- layers: ops and args -------------------------------------------------------------------
@@ -255,8 +255,10 @@ def test_load_text_errors_are_located():
 
 
 @pytest.mark.parametrize("expr,msg", [
-    ("[1] * 10 ** 9", "result too large"),
-    ("'a' * 10 ** 9", "result too large"),
+    ("[1] * 10 ** 9", "expression result too large: 1,000,000,000 items is over the limit of 100,000; "
+                      "raise it with --limit expr_items=N or ARCHC_LIMITS=expr_items=N"),
+    ("'a' * 10 ** 9", "expression result too large: 1,000,000,000 items is over the limit of 100,000; "
+                      "raise it with --limit expr_items=N or ARCHC_LIMITS=expr_items=N"),
     ("(9 ** 64) ** 64 ** 2", "exponent too large"),
     ("((9 ** 64) ** 60) ** 60", "number too large"),
 ])

@@ -66,11 +66,16 @@ def test_overrides_reach_derived_vars():
 
 
 def test_override_from_file_and_cli_parser():
-    from archc.spec.compile import parse_override
-    assert parse_override("num_classes=3") == ("num_classes", 3)
-    assert parse_override("w=0.5") == ("w", 0.5)
-    assert parse_override("shape=[1, 2]") == ("shape", [1, 2])
-    assert parse_override("act=relu") == ("act", "relu")
+    from archc.spec.compile import override_value, parse_override
+
+    def parsed(text):       # a --set value is read as YAML once the spec is known (to locate errors)
+        key, value = parse_override(text)
+        return key, override_value(key, value, None)
+    assert parsed("num_classes=3") == ("num_classes", 3)
+    assert parsed("w=0.5") == ("w", 0.5)
+    assert parsed("shape=[1, 2]") == ("shape", [1, 2])
+    assert parsed("act=relu") == ("act", "relu")
+    assert parsed("t=a: b: c") == ("t", "a: b: c")      # not YAML: the text itself
     net = archc.load(SPECS / "lenet5.yaml", num_classes=3)
     assert net.output_shapes == [(3,)]
 

@@ -209,10 +209,13 @@ def test_sweep_never_imports_torch():
 
 @pytest.mark.parametrize("path", zoo.spec_files(), ids=lambda p: str(p.relative_to(zoo.ZOO_DIR)))
 def test_every_zoo_spec_two_sizes(run, path):
+    """Each spec at its own shape and with its frame 32 larger, both as full shapes: one size
+    would also set the time dim of a video input ([C, T, H, W])."""
     net = archc.load(path)
-    size = net.input[-1]
-    d = sweep_json(run, path, "--grid", f"input={size},{size + 32}")
+    shape = list(net.input)
+    larger = shape[:max(1, len(shape) - 2)] + [d + 32 for d in shape[max(1, len(shape) - 2):]]
+    d = sweep_json(run, path, "--grid", f"input={'x'.join(map(str, shape))},{'x'.join(map(str, larger))}")
     assert len(d["points"]) == 2
     first = d["points"][0]
     assert first["error"] is None and (first["params"], first["macs"]) == (net.params, net.macs)
-    assert first["input"] == list(net.input[:-1]) + [size]
+    assert first["input"] == shape

@@ -204,7 +204,7 @@ def test_cli_train_eval_and_errors(tmp_path):
     r = run.invoke(main, ["train", CNN, "--epochs", "4", "--resume", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert r.output == "" and [m["epoch"] for m in read_metrics(out)] == [1, 2, 3, 4]
-    r = run.invoke(main, ["eval", CNN, "--weights", str(out / "best.pt"), "--format", "json"])
+    r = run.invoke(main, ["eval", CNN, "--weights", str(out / "best.pt"), "--data", "digits", "--format", "json"])
     assert r.exit_code == 0, r.output
     m = json.loads(r.output.strip().splitlines()[-1])
     assert m["val_acc"] == max(x["val_acc"] for x in read_metrics(out)) and m["samples"] == 180
@@ -239,10 +239,11 @@ def test_bf16_autocast_and_channels_last_train(net, digits, tmp_path):
 def test_eval_of_a_bare_state_dict_matches_the_checkpoint(full_run, tmp_path):
     out, history = full_run
     torch.save(torch.load(out / "best.pt", weights_only=True)["model"], tmp_path / "w.pt")
-    r = CliRunner().invoke(main, ["eval", CNN, "--weights", str(tmp_path / "w.pt")])
+    r = CliRunner().invoke(main, ["eval", CNN, "--weights", str(tmp_path / "w.pt"), "--data", "digits"])
     assert r.exit_code == 0, r.output
     assert f"val_acc {max(h['val_acc'] for h in history):.4f}" in r.output
-    r = CliRunner().invoke(main, ["eval", str(SPECS / "resnet_small.yaml"), "--weights", str(tmp_path / "w.pt")])
+    r = CliRunner().invoke(main, ["eval", str(SPECS / "resnet_small.yaml"), "--weights", str(tmp_path / "w.pt"),
+                                  "--data", "digits"])
     assert r.exit_code == 2 and "error" in r.output
 
 

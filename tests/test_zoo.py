@@ -5,6 +5,7 @@ exact state_dict and the logits under the fixtures' deterministic weights."""
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ import torch
 import archc
 from archc.spec import zoo
 from archc.spec.load import load_file
-from reference_util import (SPECS, assert_logits_match, conv_linear_macs, deterministic_, fixture,
-                            fixture_input, leaf_output_shapes, state_dict_list)
+from reference_util import (SPECS, assert_logits_match, deterministic_, fixture, fixture_input,
+                            init_fixture, init_mismatches, init_stats, macs_and_leaf_shapes,
+                            state_dict_list)
 
 ENTRIES = {e.name: e for e in zoo.entries()}
 MODEL_FIXTURES = {p.stem for p in (Path(__file__).parent / "reference" / "models").glob("*.json")}
@@ -53,7 +55,24 @@ class Built:
         self.net = archc.load(self.entry.spec, variant=self.entry.variant)
         self.ref = zoo.expected(self.entry)
         self.fixture = fixture(self.entry.reference) if self.entry.reference in MODEL_FIXTURES else None
-        self.module = deterministic_(self.net.to_module()).eval()
+        torch.manual_seed(0)         # as the init fixtures were taken
+        module = self.net.to_module()
+        self.initial = init_stats(module)
+        self.module = deterministic_(module).eval()
+
+    # The checks that run the module share two forwards, on the fixtures' input at the spec's
+    # shape (which is the reference's: test_static_counts_match_reference): most of the zoo
+    # test's time is forwards of big networks.
+    @cached_property
+    def output(self) -> torch.Tensor:
+        """Batch 2: the output shape and logits checks."""
+        with torch.no_grad():
+            return self.module(fixture_input(self.net.input, batch=2))
+
+    @cached_property
+    def probed(self) -> tuple[int, dict]:
+        """Batch 1: FlopCounterMode's MACs and every leaf module's output shape."""
+        return macs_and_leaf_shapes(self.module, fixture_input(self.net.input, batch=1))
 
 
 @pytest.fixture(scope="module", params=sorted(ENTRIES))
@@ -75,6 +94,15 @@ def test_static_counts_match_reference(model):
     if model.ref is None:
         pytest.skip(f"{model.name} declares no reference")
     assert zoo.compare(model.net, model.ref) == {}
+
+
+def test_starts_like_its_reference(model):
+    """Each tensor's mean, std and range right after construction under manual_seed(0) equal
+    the reference constructor's (tests/reference/init), within sampling noise; constants exactly."""
+    ref = init_fixture(model.entry.reference or model.name)
+    if ref is None:
+        pytest.skip(f"{model.name}: no init fixture (reference: {model.entry.reference})")
+    assert init_mismatches(model.initial, ref) == []
 
 
 # Entries whose state_dict has the reference's keys and shapes in another order. A spec registers
@@ -107,26 +135,23 @@ def test_module_counts_match_static(model):
 
 
 def test_module_macs_match_static(model):
-    x = fixture_input(model.net.input, batch=1)
-    assert conv_linear_macs(model.module, x) == model.net.macs
+    assert model.probed[0] == model.net.macs
 
 
 def test_module_output_shape(model):
-    with torch.no_grad():
-        out = model.module(fixture_input(model.net.input, batch=2))
-    assert tuple(out.shape[1:]) == model.net.output_shapes[0]
+    assert tuple(model.output.shape[1:]) == model.net.output_shapes[0]
 
 
 def test_logits_match_reference(model):
     needs_fixture(model)
-    with torch.no_grad():
-        out = model.module(fixture_input(model.fixture["input"]))
-    assert_logits_match(out, model.fixture["logits"])
+    assert list(model.net.input) == model.fixture["input"]
+    assert_logits_match(model.output, model.fixture["logits"])
 
 
 def test_leaf_output_shapes(model):
     needs_fixture(model)
-    got = leaf_output_shapes(model.module, fixture_input(model.fixture["input"], batch=1))
+    assert list(model.net.input) == model.fixture["input"]
+    got = model.probed[1]
     state = model.net.state_dict_shapes()
     missing = [k for k in model.fixture["leaf_output_shapes"] if k not in got and not unreproducible(k, state)]
     assert missing == []
@@ -239,3 +264,21 @@ def test_resnet50_toml_twin():
     for variant in ("cifar",):
         assert graph_facts(archc.load(SPECS / "resnet50.toml", variant=variant)) == \
             graph_facts(archc.load(SPECS / "resnet50.yaml", variant=variant))
+
+
+def test_bench_handwritten_references_equal_the_zoo():
+    """bench/handwritten.py's modules (the speed benchmark's references) have the zoo's keys in
+    order and, under the same weights, its outputs."""
+    import importlib.util
+    path = Path(__file__).parent.parent / "bench" / "handwritten.py"
+    spec = importlib.util.spec_from_file_location("handwritten", path)
+    hw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hw)
+    x = fixture_input((3, 64, 64))
+    for name, cls in hw.MODELS.items():
+        zoo = deterministic_(archc.load(name, input=[3, 64, 64]).to_module()).eval()
+        ref = cls().eval()
+        assert list(ref.state_dict()) == list(zoo.state_dict()), name
+        ref.load_state_dict(zoo.state_dict())
+        with torch.no_grad():
+            assert torch.equal(ref(x), zoo(x)), name

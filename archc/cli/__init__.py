@@ -12,4 +12,4 @@ def main():
     """archc: compile a declarative network spec to an exact analysis and PyTorch code."""
 
 
-from archc.cli import analyse, compare, training, views  # noqa: E402,F401  (registers the commands)
+from archc.cli import analyse, compare, export, training, views  # noqa: E402,F401  (registers the commands)

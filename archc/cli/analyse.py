@@ -8,17 +8,16 @@ from pathlib import Path
 import click
 
 from archc.cli import main
-from archc.cli.common import compile_spec, handle_errors, spec_options
+from archc.cli.common import (compile_spec, handle_errors, input_options, load_weights_into, spec_options,
+                               weights_options)
 from archc.errors import SpecError
-
-DTYPES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}    # --dtype: summary's names
+from archc.report.summary import DTYPES, FORMATS, OPTIMIZERS
 
 
 @main.command()
 @click.argument("spec")
 @spec_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "md", "csv"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), help="Fold layers below this nesting depth into one row.")
 @click.option("--rf", is_flag=True, help="Add each layer's receptive field: size, jump, start per spatial dim.")
 @click.option("--memory", is_flag=True,
@@ -27,42 +26,41 @@ DTYPES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}    # --dt
               help="Batch size of the memory estimate (default 32; implies --memory).")
 @click.option("--dtype", type=click.Choice(list(DTYPES)),
               help="Training dtype of the memory estimate (default float32).")
-@click.option("--optimizer", type=click.Choice(["sgd", "sgd-momentum", "adam", "adamw"]),
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               help="Optimizer of the memory estimate (default adam).")
 @handle_errors
 def summary(spec, variant, sets, input_, fmt, depth, rf, memory, batch, dtype, optimizer):
     """Static table of shapes, parameters, MACs/FLOPs and memory (no PyTorch needed)."""
-    from archc.report.formats import RENDER
-    from archc.report.summary import summary_dict
-    memory = memory or batch is not None or dtype is not None or optimizer is not None
-    if memory and fmt == "csv":
+    from archc.report.summary import summary_for, summary_text
+    options = dict(depth=depth, rf=rf, memory=memory, batch=batch, dtype=dtype, optimizer=optimizer)
+    if fmt == "csv" and (memory or batch or dtype or optimizer):     # before compiling: fail fast
         raise SpecError("--memory has no place in CSV (one row per layer): use --format table, md or json")
     net = compile_spec(spec, variant, sets, input_)
-    extra = {"batch": batch or 32, "dtype": DTYPES[dtype or "float32"],
-             "optimizer": optimizer or "adam"} if memory else {}
-    data = summary_dict(net, depth=depth, rf=rf, **extra)
     if fmt == "table" and sys.stdout.isatty():
         from archc.report.formats import print_table
-        return print_table(data)
-    text = RENDER[fmt](data)
-    click.echo(text, nl=not text.endswith("\n"))
+        return print_table(summary_for(net, **options))
+    click.echo(summary_text(net, fmt, **options), nl=False)
 
 
 @main.command()
 @click.argument("spec")
 @spec_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the source here (default: stdout).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Check that this state_dict loads strictly.")
+@weights_options
 @handle_errors
-def build(spec, variant, sets, input_, output, weights):
-    """Write standalone, readable PyTorch source for the network."""
+def build(spec, variant, sets, input_, output, weights, strict, ignore_unexpected):
+    """Write standalone, readable PyTorch source for the network.
+
+    --weights checks that a state_dict (or the entry's published weights) loads into it:
+    strictly unless --no-strict."""
     net = compile_spec(spec, variant, sets, input_)
     src = net.source()
     if weights:
-        net.to_module(weights=weights)
+        from archc.emit.pytorch import build_module
+        load_weights_into(build_module(net), net, weights, strict, ignore_unexpected)
     if output:
         try:
-            Path(output).write_text(src)
+            Path(output).write_text(src, encoding="utf-8")
         except OSError as e:    # a bad -o is bad input (exit 2), not a crash
             raise SpecError(f"cannot write {output}: {e.strerror}") from None
         click.echo(f"wrote {output} ({net.params:,} params)", err=True)
@@ -73,6 +71,7 @@ def build(spec, variant, sets, input_, output, weights):
 @main.command()
 @click.argument("specs", nargs=-1, required=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@input_options
 def check(specs, quiet):
     """Validate spec files (for editors and pre-commit); exit 2 if any is bad."""
     import archc
@@ -90,12 +89,15 @@ def check(specs, quiet):
 
 
 @main.command()
+@click.argument("pattern", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
 @handle_errors
-def zoo(fmt):
-    """List the networks shipped with archc and whether each matches its reference."""
+def zoo(pattern, fmt):
+    """List the networks shipped with archc and whether each matches its reference.
+
+    PATTERN, a glob such as 'resnet*', keeps the entries whose name matches it."""
     from archc.report.zoo import zoo_markdown, zoo_rows, zoo_text
-    rows = zoo_rows()
+    rows = zoo_rows(pattern)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
     else:

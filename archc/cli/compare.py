@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
+from archc import exists
 from archc.cli import main
 from archc.cli.common import compile_spec, handle_errors, spec_options
 from archc.errors import SpecError
@@ -14,7 +14,7 @@ from archc.errors import SpecError
 def split_variant(spec: str) -> tuple[str, str | None]:
     """`resnet.yaml@resnet101` -> ('resnet.yaml', 'resnet101'); a path that exists as written
     (even with an '@' in it) is taken whole."""
-    if "@" not in spec or Path(spec).exists():
+    if "@" not in spec or exists(spec):
         return spec, None
     base, _, variant = spec.rpartition("@")
     if not base or not variant:

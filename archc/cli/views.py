@@ -7,6 +7,7 @@ import click
 
 from archc.cli import main
 from archc.cli.common import compile_spec, handle_errors, spec_options
+from archc.errors import Location
 
 
 @main.command()
@@ -35,8 +36,11 @@ def render(spec, variant, sets, input_, output, depth, repeats, rankdir):
     if output == "-":
         click.echo(text, nl=False)
         return
+    where = Location(net.file)
+    if kind != "dot":
+        image.check_size(lay.nodes_drawn(), where)
     try:
-        data = text.encode() if kind == "dot" else image.draw(text, kind, exe)
+        data = text.encode(errors="backslashreplace") if kind == "dot" else image.draw(text, kind, exe, where)
     except image.RenderFailed as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

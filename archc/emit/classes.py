@@ -4,6 +4,7 @@ params with their defaults, the input channels where it uses them, and the vars 
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,14 +27,25 @@ RESERVED_CLASS_NAMES = frozenset({"F", "OrderedDict", "torch", "nn", "Final"})
 
 
 def camel(name: str) -> str:
+    """A block or network name as a class name: `inverted_residual` -> `InvertedResidual`
+    (`none` -> `NoneBlock`: never a keyword)."""
     parts = re.split(r"[_\-\s]+", name)
     out = "".join(p[:1].upper() + p[1:] for p in parts if p)
-    return out if out and out[0].isalpha() else "Block" + out
+    out = out if out and out[0].isalpha() else "Block" + out
+    return out + "Block" if keyword.iskeyword(out) else out
+
+
+# characters a docstring cannot hold as themselves: NUL, CR, and lone surrogates (not UTF-8)
+_UNWRITABLE = re.compile("[\\x00\\r\\ud800-\\udfff]")
 
 
 def docstring(text_: str) -> str:
-    """Spec text as the inside of a triple-quoted docstring: nothing in it can end the string."""
-    return text_.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\0", "\\0")
+    """Spec text (`doc:`, file and block names) as the inside of a triple-quoted docstring: quotes
+    and backslashes escaped, so nothing from a spec can close the string and become code, and
+    characters that cannot be written as UTF-8 source as escapes. Every spec string that reaches
+    generated source as text goes through here (the rest is written with repr or ast.unparse)."""
+    text_ = text_.replace("\\", "\\\\").replace('"', '\\"')
+    return _UNWRITABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text_)
 
 
 @dataclass

@@ -31,9 +31,9 @@ def is_expression(raw) -> bool:
     return isinstance(raw, str) and "$" in raw and not raw.startswith("$$")
 
 
-def root_class(em, extra_methods: list[str] | None = None, init_tail: list[str] | None = None) -> Root:
-    """The network class. `extra_methods` and `init_tail` are the place for code other parts of
-    archc add to it (a weight initialisation method and its call at the end of __init__)."""
+def root_class(em) -> Root:
+    """The network class; where the spec says how weights start, its `_init_weights` method,
+    called at the end of `__init__` (written once every block has its class)."""
     net, spec = em.net, em.spec
     shape = net.input
     cls = docstring_name(net)
@@ -79,8 +79,10 @@ def root_class(em, extra_methods: list[str] | None = None, init_tail: list[str] 
     parts.init = derived.lines + st.init.lines
     parts.forward = forward_lines(st, returns(st, outs))
     em.store_constants(st, parts)
-    parts.extra_methods = list(extra_methods or [])
-    parts.init_tail = list(init_tail or [])
+    init = em.weights_init()
+    if init is not None:
+        parts.init_tail = [f"{INDENT * 2}self._init_weights()"]
+        parts.extra_methods = ["\n".join(["def _init_weights(self):", *(INDENT + ln for ln in init.lines)])]
     root.text = render_class(cls, parts)
     return root
 

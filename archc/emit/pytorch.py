@@ -3,6 +3,7 @@ block definition, the network class taking the spec's vars, a builder function p
 The in-memory module is this same source, executed (build_module)."""
 from __future__ import annotations
 
+from archc.emit.init import InitCode, init_code
 from archc.emit.classes import BlockClasses, ClassInfo, RESERVED_CLASS_NAMES, camel, docstring
 from archc.emit.network import root_class, variant_functions, constructor_call
 from archc.emit.values import HELPERS, MATH
@@ -40,6 +41,7 @@ class Emission(BlockClasses):
         self.items: dict[int, object] = {}
         self.names_taken = {camel(net.name), *RESERVED_CLASS_NAMES, *reserved}
         self.block_names: dict[str, str] = {}
+        self.init: InitCode | None = None
 
     def parse(self, raw, at, index=None):
         if not isinstance(raw, dict):
@@ -60,6 +62,12 @@ class Emission(BlockClasses):
             self.block_names[block] = name
         return self.block_names[block]
 
+    def weights_init(self) -> InitCode | None:
+        """The body of the network's `_init_weights` (None: PyTorch's defaults throughout); block
+        rules select instances by their class, one per block."""
+        self.init = init_code(self.net, {b: [self.class_name(b)] for b in self.net.init.blocks})
+        return self.init
+
     def source(self) -> str:
         root = root_class(self)
         helper_names = {ln.split("(")[0].split(":")[0][6:] for s in self.support for ln in s.split("\n")
@@ -75,9 +83,14 @@ class Emission(BlockClasses):
                 "Standalone: needs only torch. Edit freely.",
                 f"Built for: {constructor_call(self, root)} on input [N, {', '.join(map(str, net.input))}]",
                 '"""']
+        init = self.init
         imports = []
         if "OrderedDict(" in body:
             imports += ["from collections import OrderedDict"]
+        if init and init.needs_fnmatch:
+            imports += ["from fnmatch import fnmatchcase"]
+        if init and (init.needs_math or init.helpers):
+            imports += ["import math"]
         math = sorted(used & MATH)
         if math:
             imports += [f"from math import {', '.join(math)}"]
@@ -88,7 +101,7 @@ class Emission(BlockClasses):
         parts += root.constants
         if "make_divisible" in used & HELPERS:
             parts.append(MAKE_DIVISIBLE.strip("\n"))
-        parts += [s.strip("\n") for s in self.support]
+        parts += [s.strip("\n") for s in [*self.support, *(init.helpers if init else ())]]
         parts += classes + [root.text] + variant_functions(self, root)
         return "\n\n\n".join(p for p in parts if p) + "\n"
 

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from archc.errors import Location
+from archc.ir.init import InitSpec
 from archc.ops.base import Op, OpArgs, Shape, Tensor
 
 
@@ -25,6 +26,7 @@ class Node:
     macs: int = 0
     flops: int = 0
     train_only: bool = False     # feeds only training-time outputs (auxiliary heads)
+    init: dict = field(default_factory=dict)   # the layer's own `init:`: tensor key -> Scheme
 
     @property
     def loc(self) -> Location:
@@ -62,6 +64,8 @@ class Network:
     variant: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     file: str = "<mapping>"
+    init: InitSpec = field(default_factory=InitSpec)   # the spec's init rules and its blocks'
+    train_locs: dict[tuple, Location] = field(default_factory=dict)   # where `train:` settings were written
     definition: Any = None       # what the network was compiled from (spec, source, blocks): emission reads it
 
     @property
@@ -104,16 +108,3 @@ class Network:
     def state_dict_shapes(self) -> dict[str, Shape]:
         """The state_dict the emitted module will have, in module order, statically."""
         return {f"{n.name}.{k}": t.shape for n in self.nodes for k, t in n.tensors.items()}
-
-    # convenience API, delegated to later pipeline stages (imported lazily: torch stays optional)
-    def summary(self, **kw):
-        from archc.report.summary import summary_dict
-        return summary_dict(self, **kw)
-
-    def source(self) -> str:
-        from archc.emit.pytorch import emit_source
-        return emit_source(self)
-
-    def to_module(self, weights=None):
-        from archc.emit.pytorch import build_module
-        return build_module(self, weights=weights)

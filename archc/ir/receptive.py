@@ -55,10 +55,12 @@ def hull(fields: list[Field]) -> Field:
     return Field(tuple(e - s for s, e in zip(start, end)), jump, start)
 
 
-def broadcast(f: Field, shape, out) -> Field:
-    """An input of spatial size 1 feeding a larger output: its one position feeds every output."""
-    return Field(f.size, tuple(0 if n == 1 and o > 1 else j for j, n, o in zip(f.jump, shape[1:], out[1:])),
-                 f.start)
+def broadcast(f: Field, shape, out, reach: tuple[Reach, ...]) -> Field:
+    """An input of spatial size 1 broadcast by a merge over a larger output: its one position
+    feeds every output. Only a position-wise reach broadcasts; an op that makes a size-1 input
+    larger by its own rule (a transposed conv, upsampling, padding) keeps the jump it gives."""
+    return Field(f.size, tuple(0 if n == 1 and o > 1 and r == Reach() else j
+                               for j, n, o, r in zip(f.jump, shape[1:], out[1:], reach)), f.start)
 
 
 def receptive_fields(net: Network) -> list[Field | None]:
@@ -77,7 +79,7 @@ def receptive_fields(net: Network) -> list[Field | None]:
         if any(f.whole for f in ins) or reach is None or len(reach) != rank or len(n.out) - 1 != rank:
             f = whole
         else:
-            f = hull([through(broadcast(g, x, n.out), reach) for g, x in zip(ins, n.in_shapes)])
+            f = hull([through(broadcast(g, x, n.out, reach), reach) for g, x in zip(ins, n.in_shapes)])
         fields[n.index] = f
         out.append(f)
     return out

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from archc.errors import did_you_mean
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Tensor, register
-from archc.ops.base import Saved
+from archc.ops.base import Saved, module_kind
 
 
 class InplaceArgs(OpArgs):
@@ -112,13 +112,17 @@ class Softmax(Op):
         return [Saved("out")]
 
 
+# PReLU's default is its own `init` value, which reset_parameters restores
+module_kind("prelu", ("nn.PReLU",), {"weight": ("reset", {})})
+
+
 @register("prelu")
 class PReLU(Op):
     Args = PReLUArgs
     doc = "Parametric ReLU: one learned slope, or one per channel."
 
     def tensors(self, a: PReLUArgs, ins, out):
-        return {"weight": Tensor((ins[0][0] if a.channels else 1,))}
+        return {"weight": Tensor((ins[0][0] if a.channels else 1,), module="nn.PReLU")}
 
     def extra_flops(self, a, ins, out):
         return 2 * prod(out)

@@ -53,9 +53,11 @@ class Ctor:
 
 @dataclass(frozen=True)
 class Tensor:
-    """A state_dict entry an op owns, relative to its module (`weight`, `fc1.bias`)."""
+    """A state_dict entry an op owns, relative to its module (`weight`, `fc1.bias`). `module` is the
+    torch class of the module holding it (`nn.Conv2d`): what init rules select by (`op: conv`)."""
     shape: Shape
     trainable: bool = True
+    module: str = ""
 
     @property
     def numel(self) -> int:
@@ -141,6 +143,41 @@ class Op:
 
 
 REGISTRY: dict[str, Op] = {}
+
+
+@dataclass(frozen=True)
+class ModuleKind:
+    """A family of torch modules that init rules select by name (`op: conv` matches nn.Conv1d,
+    nn.Conv2d and nn.Conv3d wherever they sit, as torchvision's isinstance loops do). `defaults`
+    gives, per tensor, PyTorch's own scheme for it: (scheme name, params)."""
+    name: str
+    classes: tuple[str, ...]
+    defaults: dict[str, tuple[str, dict]]
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        return tuple(self.defaults)
+
+
+KINDS: dict[str, ModuleKind] = {}
+
+
+def module_kind(name: str, classes: tuple[str, ...], defaults: dict[str, tuple[str, dict]]) -> ModuleKind:
+    """Register a module family for init rules (called by the op file that builds such modules)."""
+    if name in KINDS:
+        raise RuntimeError(f"module kind '{name}' registered twice")
+    KINDS[name] = kind = ModuleKind(name, classes, defaults)
+    return kind
+
+
+def kind_of(cls: str) -> ModuleKind | None:
+    return next((k for k in KINDS.values() if cls in k.classes), None)
+
+
+# PyTorch's reset_parameters of conv and linear layers: kaiming_uniform_(a=sqrt(5)) on the weight,
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias
+WEIGHTED_DEFAULTS = {"weight": ("kaiming_uniform", {"a": 5 ** 0.5}), "bias": ("fan_in_uniform", {})}
+AFFINE_DEFAULTS = {"weight": ("ones", {}), "bias": ("zeros", {})}
 
 
 def register(name: str, *aliases: str):

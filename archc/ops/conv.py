@@ -11,8 +11,12 @@ from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, ntuple, register, same_pad, spatial_rank, window_out
 from archc.ops.base import brief, window_text
 from archc.ops.base import Reach, Saved
+from archc.ops.base import WEIGHTED_DEFAULTS, module_kind
 
 IntOrList = int | list[int]
+
+module_kind("conv", ("nn.Conv1d", "nn.Conv2d", "nn.Conv3d"), WEIGHTED_DEFAULTS)
+module_kind("conv_transpose", ("nn.ConvTranspose1d", "nn.ConvTranspose2d", "nn.ConvTranspose3d"), WEIGHTED_DEFAULTS)
 Padding = int | list[int] | Literal["same", "valid"]
 
 # TensorFlow's 'same' padding depends on the input size (with a stride, on its parity): generated
@@ -161,9 +165,10 @@ class Conv(Op):
     def tensors(self, a: ConvArgs, ins, out):
         x = ins[0]
         _, k, *_ = self.geometry(a, x)
-        t = {"weight": Tensor((a.out, x[0] // a.groups, *k))}
+        cls = f"nn.Conv{len(k)}d"
+        t = {"weight": Tensor((a.out, x[0] // a.groups, *k), module=cls)}
         if a.bias:
-            t["bias"] = Tensor((a.out,))
+            t["bias"] = Tensor((a.out,), module=cls)
         return t
 
     def macs(self, a: ConvArgs, ins, out):
@@ -243,9 +248,10 @@ class ConvTranspose(Op):
 
     def tensors(self, a: ConvTransposeArgs, ins, out):
         k = self.geometry(a, ins[0])[1]
-        t = {"weight": Tensor((ins[0][0], a.out // a.groups, *k))}
+        cls = f"nn.ConvTranspose{len(k)}d"
+        t = {"weight": Tensor((ins[0][0], a.out // a.groups, *k), module=cls)}
         if a.bias:
-            t["bias"] = Tensor((a.out,))
+            t["bias"] = Tensor((a.out,), module=cls)
         return t
 
     def macs(self, a: ConvTransposeArgs, ins, out):

@@ -75,8 +75,9 @@ class SqueezeExcitation(Op):
     def tensors(self, a, ins, out):
         c, s = ins[0][0], self.squeeze(a, ins[0])
         one = (1,) * (len(ins[0]) - 1)
-        return {"fc1.weight": Tensor((s, c, *one)), "fc1.bias": Tensor((s,)),
-                "fc2.weight": Tensor((c, s, *one)), "fc2.bias": Tensor((c,))}
+        cls = f"nn.Conv{len(one)}d"     # fc1 and fc2 are 1x1 convs
+        return {"fc1.weight": Tensor((s, c, *one), module=cls), "fc1.bias": Tensor((s,), module=cls),
+                "fc2.weight": Tensor((c, s, *one), module=cls), "fc2.bias": Tensor((c,), module=cls)}
 
     def macs(self, a, ins, out):
         return 2 * ins[0][0] * self.squeeze(a, ins[0])    # the two 1x1 convs on the pooled vector

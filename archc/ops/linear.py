@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, Tensor, register
+from archc.ops.base import WEIGHTED_DEFAULTS, Ctor, Op, OpArgs, Tensor, module_kind, register
+
+module_kind("linear", ("nn.Linear",), WEIGHTED_DEFAULTS)
 
 
 class LinearArgs(OpArgs):
@@ -29,9 +31,9 @@ class Linear(Op):
         return (a.out,)
 
     def tensors(self, a: LinearArgs, ins, out):
-        t = {"weight": Tensor((a.out, ins[0][0]))}
+        t = {"weight": Tensor((a.out, ins[0][0]), module="nn.Linear")}
         if a.bias:
-            t["bias"] = Tensor((a.out,))
+            t["bias"] = Tensor((a.out,), module="nn.Linear")
         return t
 
     def macs(self, a, ins, out):

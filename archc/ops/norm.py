@@ -7,7 +7,12 @@ from pydantic import Field
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Tensor, register, spatial_rank
-from archc.ops.base import Saved
+from archc.ops.base import AFFINE_DEFAULTS, Saved, module_kind
+
+module_kind("bn", ("nn.BatchNorm1d", "nn.BatchNorm2d", "nn.BatchNorm3d"),
+            {**AFFINE_DEFAULTS, "running_mean": ("zeros", {}), "running_var": ("ones", {})})
+module_kind("layernorm", ("nn.LayerNorm",), AFFINE_DEFAULTS)
+module_kind("groupnorm", ("nn.GroupNorm",), AFFINE_DEFAULTS)
 
 
 class BNArgs(OpArgs):
@@ -34,14 +39,15 @@ class BatchNorm(Op):
 
     def tensors(self, a: BNArgs, ins, out):
         c = ins[0][0]
+        cls = f"nn.BatchNorm{self.dims(ins[0])}d"
         t = {}
         if a.affine:
-            t["weight"] = Tensor((c,))
-            t["bias"] = Tensor((c,))
+            t["weight"] = Tensor((c,), module=cls)
+            t["bias"] = Tensor((c,), module=cls)
         if a.track_running_stats:
-            t["running_mean"] = Tensor((c,), trainable=False)
-            t["running_var"] = Tensor((c,), trainable=False)
-            t["num_batches_tracked"] = Tensor((), trainable=False)
+            t["running_mean"] = Tensor((c,), trainable=False, module=cls)
+            t["running_var"] = Tensor((c,), trainable=False, module=cls)
+            t["num_batches_tracked"] = Tensor((), trainable=False, module=cls)
         return t
 
     def extra_flops(self, a, ins, out):
@@ -88,9 +94,9 @@ class LayerNorm(Op):
         shape = self.normalized(a, ins[0])
         t = {}
         if a.elementwise_affine:
-            t["weight"] = Tensor(shape)
+            t["weight"] = Tensor(shape, module="nn.LayerNorm")
             if a.bias:
-                t["bias"] = Tensor(shape)
+                t["bias"] = Tensor(shape, module="nn.LayerNorm")
         return t
 
     def extra_flops(self, a: LayerNormArgs, ins, out):
@@ -132,7 +138,8 @@ class GroupNorm(Op):
 
     def tensors(self, a: GroupNormArgs, ins, out):
         c = ins[0][0]
-        return {"weight": Tensor((c,)), "bias": Tensor((c,))} if a.affine else {}
+        return {"weight": Tensor((c,), module="nn.GroupNorm"),
+                "bias": Tensor((c,), module="nn.GroupNorm")} if a.affine else {}
 
     def extra_flops(self, a: GroupNormArgs, ins, out):
         # as layernorm: 4 per element for the statistics and normalisation, 2 for the affine

@@ -5,11 +5,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from archc import limits
 from archc.errors import SpecError
 
 TEXT = {".dot", ".gv"}              # written by archc itself
-IMAGES = {".svg", ".png", ".pdf"}   # drawn by `dot`
-TIMEOUT_S = 120
+IMAGES = {".svg", ".png", ".pdf"}   # drawn by `dot`; its run time is the render_seconds limit
 
 INSTALL = ("install Graphviz (the system package 'graphviz': `apt-get install graphviz`, "
            "`brew install graphviz`, `conda install graphviz`; `pip install graphviz` alone does not "
@@ -39,13 +39,23 @@ def find_dot() -> str:
     return exe
 
 
-def draw(dot_text: str, fmt: str, exe: str, timeout: float = TIMEOUT_S) -> bytes:
-    """The image `dot` draws from DOT text."""
+def check_size(boxes: int, loc) -> None:
+    """Refuse to hand Graphviz a picture of more boxes than the render_nodes limit: its layout
+    time grows much faster than the graph."""
+    if boxes > limits.current().render_nodes:
+        raise limits.too_large("render_nodes", "the picture is too large for Graphviz (fold it with "
+                               "--depth N or --repeats fold, or write DOT text with -o net.dot)", boxes, loc)
+
+
+def draw(dot_text: str, fmt: str, exe: str, loc=None) -> bytes:
+    """The image `dot` draws from DOT text, within the render_seconds limit."""
+    timeout = limits.current().render_seconds
     try:
-        done = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=timeout)
+        done = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(errors="backslashreplace"),
+                              capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RenderFailed(f"Graphviz took longer than {timeout:.0f} s: fold the picture with --depth N "
-                           f"or --repeats fold") from None
+        raise limits.too_large("render_seconds", "Graphviz took too long (fold the picture with --depth N "
+                               "or --repeats fold)", loc=loc) from None
     except OSError as e:
         raise RenderFailed(f"cannot run {exe}: {e.strerror}") from None
     if done.returncode != 0:

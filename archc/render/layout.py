@@ -87,19 +87,17 @@ def _between_repeats(a: dict[int, int], b: dict[int, int]) -> bool:
     return any(run in b and b[run] != k for run, k in a.items())
 
 
-def layout(net: Network, depth: int | None = None, fold: bool = False) -> Layout:
-    return _Builder(net, depth, fold).build()
+class Index:
+    """What every layout of a network reads: the nodes under each module path, and the consumers
+    of each node. Made once per network (plan() tries several depths)."""
 
-
-class _Builder:
-    def __init__(self, net: Network, depth: int | None, fold: bool):
-        self.net, self.depth, self.fold = net, depth, fold
+    def __init__(self, net: Network):
         modules = set(module_index(net.root))
         self.under: dict[str, list[Node]] = {"": net.nodes}     # module path -> its nodes, in order
         for n in net.nodes:
-            parts = n.name.split(".")
-            for k in range(1, len(parts) + 1):
-                prefix = ".".join(parts[:k])
+            prefix = ""
+            for part in n.name.split("."):
+                prefix = f"{prefix}.{part}" if prefix else part
                 if prefix in modules:
                     self.under.setdefault(prefix, []).append(n)
         self.consumers: dict[int, list[int]] = {n.index: [] for n in net.nodes}
@@ -110,6 +108,16 @@ class _Builder:
         for _, producer, _ in net.outputs:
             if producer is not None:
                 self.consumers[producer.index].append(OUTPUT)
+
+
+def layout(net: Network, depth: int | None = None, fold: bool = False, index: Index | None = None) -> Layout:
+    return _Builder(net, depth, fold, index or Index(net)).build()
+
+
+class _Builder:
+    def __init__(self, net: Network, depth: int | None, fold: bool, index: Index):
+        self.net, self.depth, self.fold = net, depth, fold
+        self.under, self.consumers = index.under, index.consumers
         self.drawn: dict[int, str] = {}
         self.runs: dict[int, dict[int, int]] = {n.index: {} for n in net.nodes}
         self.run_ids = 0

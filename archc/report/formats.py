@@ -129,6 +129,33 @@ def print_table(s: dict[str, Any]) -> None:
 RENDER = {"table": to_table, "json": to_json, "md": to_markdown, "csv": to_csv}
 
 
+def to_html(s: dict[str, Any], note: str = "", limit: int = 80) -> str:
+    """The summary table as one HTML table (a notebook's view): layers, then totals; past
+    `limit` layers, the first and last ones with a count of those left out between them."""
+    from html import escape
+
+    def cell(tag: str, text: str, align: str = "left", span: int = 1) -> str:
+        wide = f' colspan="{span}"' if span > 1 else ""
+        return f'<{tag}{wide} style="text-align:{align};padding:0 .6em">{escape(text)}</{tag}>'
+    aligns = ("left", "left", "left", "right", "right")
+    head = ("Layer", "Op", "Output shape", "Params", "MACs")
+    rows = ["<tr>" + "".join(cell("td", c, a) for c, a in zip(
+        (r["name"], op_label(r), shape(r["out"]), f"{r['params']:,}", f"{r['macs']:,}"), aligns)) + "</tr>"
+        for r in s["layers"]]
+    if len(rows) > limit:
+        tail = limit // 4
+        gap = "<tr>" + cell("td", f"... {len(rows) - limit:,} more rows ...", "center", 5) + "</tr>"
+        rows = rows[:limit - tail] + [gap] + rows[-tail:]
+    foot = ["<tr>" + cell("th", k) + cell("td", v, span=4) + "</tr>" for k, v in totals(s)]
+    title = s["name"] + (f" ({s['variant']})" if s.get("variant") else "")
+    caption = f"<b>{escape(title)}</b>" + (f"<br><small>{escape(note)}</small>" if note else "")
+    return ('<table style="font-family:monospace;font-size:90%">'
+            f'<caption style="text-align:left">{caption}</caption>'
+            f"<thead><tr>{''.join(cell('th', h, a) for h, a in zip(head, aligns))}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody>"
+            f'<tbody style="border-top:1px solid">{"".join(foot)}</tbody></table>')
+
+
 # -- receptive fields and training memory (summary --rf / --memory) ----------------------------
 
 def has_rf(s: dict[str, Any]) -> bool:

@@ -4,10 +4,14 @@ from __future__ import annotations
 from math import prod
 from typing import Any
 
+from archc.errors import SpecError
 from archc.ir.graph import Module, Network, Node
 from archc.perf import paused_gc
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+DTYPES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}    # the CLI's short names
+OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
+FORMATS = ("table", "json", "md", "csv")
 
 
 def module_index(root: Module) -> dict[str, Module]:
@@ -70,6 +74,33 @@ def summary_dict(net: Network, depth: int | None = None, dtype: str = "float32",
         if batch is not None:
             add_training_memory(data, net, batch, dtype, optimizer)
         return data
+
+
+def summary_for(net: Network, depth: int | None = None, rf: bool = False, memory: bool = False,
+                batch: int | None = None, dtype: str | None = None, optimizer: str | None = None) -> dict[str, Any]:
+    """The summary dict as `archc summary` makes it from its flags: `batch`, `dtype` or
+    `optimizer` imply `memory` (batch 32, float32, adam unless given)."""
+    if not (memory or batch is not None or dtype is not None or optimizer is not None):
+        return summary_dict(net, depth=depth, rf=rf)
+    dt = DTYPES.get(dtype or "float32", dtype)
+    if dt not in BYTES:
+        raise SpecError(f"dtype '{dtype}': expected one of {', '.join([*DTYPES, *BYTES])}")
+    if (optimizer or "adam") not in OPTIMIZERS:
+        raise SpecError(f"optimizer '{optimizer}': expected one of {', '.join(OPTIMIZERS)}")
+    return summary_dict(net, depth=depth, rf=rf, batch=batch or 32, dtype=dt, optimizer=optimizer or "adam")
+
+
+def summary_text(net: Network, fmt: str = "table", **options) -> str:
+    """Exactly what `archc summary --format FMT` prints for these options (the table without the
+    terminal's styles), ending in a newline."""
+    from archc.report.formats import RENDER
+    if fmt not in RENDER:
+        raise SpecError(f"format '{fmt}': expected one of {', '.join(RENDER)}")
+    data = summary_for(net, **options)
+    if fmt == "csv" and "batch" in data["memory"]:
+        raise SpecError("--memory has no place in CSV (one row per layer): use --format table, md or json")
+    text = RENDER[fmt](data)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _summary(net: Network, depth: int | None, dtype: str) -> dict[str, Any]:

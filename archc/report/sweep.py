@@ -12,11 +12,9 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from archc.errors import SpecError, did_you_mean
 from archc.report.summary import summary_dict
-from archc.spec.compile import compile_source, parse_override
+from archc.spec.compile import compile_source, parse_override, read_flag
 from archc.spec.load import load_file
 from archc.spec.schema import SpecModel, validate
 
@@ -48,10 +46,10 @@ def split_values(raw: str) -> list[str]:
 def parse_size(text: str, flag: str = "--grid input=") -> list[int]:
     """'224' -> [224]; '224x192', '3x224x224', '[3, 224, 224]' -> their sizes."""
     try:
-        v = yaml.safe_load(text) if text.startswith("[") else [int(p) for p in text.lower().split("x")]
+        v = read_flag(text, flag) if text.startswith("[") else [int(p) for p in text.lower().split("x")]
         if not isinstance(v, list) or not v or not all(isinstance(d, int) and d > 0 for d in v):
             raise ValueError
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, SpecError):
         raise SpecError(f"{flag}{text}: expected a size (224), sizes (224x192) or a shape "
                         f"(3x224x224) of positive integers") from None
     return v
@@ -59,7 +57,7 @@ def parse_size(text: str, flag: str = "--grid input=") -> list[int]:
 
 def parse_axis(text: str) -> Axis:
     if "=" not in text:
-        raise SpecError(f"--grid expects NAME=V1,V2,..., got '{text}'")
+        raise SpecError(f"--grid expects NAME=V1,V2,..., got {text!r}")
     name, _, raw = (p.strip() for p in text.partition("="))
     labels = split_values(raw)
     if not name or any(not x for x in labels):
@@ -68,12 +66,10 @@ def parse_axis(text: str) -> Axis:
         return Axis(name, labels, [parse_size(x) for x in labels])
     if name == "variant":
         return Axis(name, labels, labels)
-    values = []
-    for x in labels:
-        try:
-            values.append(yaml.safe_load(x))
-        except yaml.YAMLError:
-            values.append(x)
+    try:
+        values = [read_flag(x, f"--grid {name}") for x in labels]
+    except SpecError as e:
+        raise SpecError(f"--grid {name}: {e.message}") from None
     return Axis(name, labels, values)
 
 

@@ -1,16 +1,33 @@
 """`archc zoo`: every zoo entry compiled, with its figures and whether it matches its reference."""
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any
 
+from archc.errors import SpecError, did_you_mean
 from archc.report.formats import human, shape
 from archc.spec import zoo
 
 
-def zoo_rows() -> list[dict[str, Any]]:
+def matching(pattern: str | None) -> list[zoo.Entry]:
+    """The entries whose name matches a glob (`resnet*`, `*v3*`; any case); none is bad input."""
+    entries = list(zoo.entries())
+    if pattern is None:
+        return entries
+    found = [e for e in entries if fnmatchcase(e.name.lower(), pattern.lower())]
+    if not found:
+        names = [e.name for e in entries]
+        wider = f"*{pattern.strip('*')}*"
+        n = sum(fnmatchcase(name.lower(), wider.lower()) for name in names)
+        hint = f" (did you mean '{wider}'? it matches {n})" if n else did_you_mean(pattern.strip("*?[]"), names)
+        raise SpecError(f"no zoo entry matches '{pattern}'{hint}; 'archc zoo' lists all {len(names)}")
+    return found
+
+
+def zoo_rows(pattern: str | None = None) -> list[dict[str, Any]]:
     import archc
     rows = []
-    for e in zoo.entries():
+    for e in matching(pattern):
         net = archc.load(e.spec, variant=e.variant)
         ref = zoo.expected(e)
         diff = zoo.compare(net, ref) if ref else {}

@@ -1,6 +1,7 @@
 """Block definitions: typed params, `use:` imports of block files, instantiation, cycles."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from archc.errors import did_you_mean
 from archc.ir.graph import Module
 from archc.spec.expr import resolve
+from archc.spec.files import roots, shown, use_target
 from archc.spec.layers import At, Item, tree_at
 from archc.spec.load import Source, load_file
 from archc.spec.schema import BlockDef, BlocksFile, validate
@@ -15,7 +17,7 @@ from archc.spec.schema import BlockDef, BlocksFile, validate
 if TYPE_CHECKING:
     from archc.spec.expand import Expander, Value
 
-BLOCK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")   # becomes a class name in generated code
+BLOCK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")   # becomes a class name in generated code
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "any": object}
 REQUIRED = object()
 
@@ -50,7 +52,7 @@ def fits(value, type_name: str) -> bool:
 
 def checked_name(name: str, at: At) -> At:
     """A block's name is its class name in generated code: letters, digits, '_' and '-' only."""
-    if not BLOCK_NAME.match(name):
+    if not BLOCK_NAME.fullmatch(name):
         raise at.error(f"block name must be an identifier (letters, digits, '_', '-'), got {name!r}", key=True)
     return at
 
@@ -60,11 +62,13 @@ class BlockTable:
 
     def __init__(self):
         self.defs: dict[str, tuple[BlockDef, At]] = {}
+        self.roots: list[Path] = []       # folders `use:` may read from
 
     @classmethod
     def build(cls, blocks: dict[str, BlockDef], uses: list[str], src: Source) -> "BlockTable":
         table = cls()
-        table._import(uses, src, [src.file])
+        table.roots = roots(src.file) if uses else []
+        table._import(uses, src, [str(Path(os.path.realpath(src.file)))])
         for name, bdef in blocks.items():
             table.defs[name] = (bdef, checked_name(name, At(src, ("blocks", name))))
         return table
@@ -73,13 +77,16 @@ class BlockTable:
         base = Path(src.file).parent
         for j, rel in enumerate(uses):
             at = At(src, ("use", j))
-            path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
-            key = str(path.resolve())
+            name = shown(rel)
+            path, refused = use_target(rel, base, self.roots)
+            if refused:
+                raise at.error(f"block file '{name}': {refused}")
+            key = os.path.realpath(path)
             if key in chain:
                 raise at.error(f"'use' cycle: {' -> '.join(Path(c).name for c in chain)} -> {path.name}")
-            if not path.exists():
-                raise at.error(f"no such block file '{rel}' (looked in {base or '.'})")
-            sub = load_file(str(path))
+            if not os.path.lexists(path):
+                raise at.error(f"no such block file '{name}' (looked in {base or '.'})")
+            sub = load_file(str(path), at.loc(), f"block file '{name}'")
             spec = validate(BlocksFile, sub.tree, sub, (), "block file")
             self._import(spec.use, sub, chain + [key])
             for name, bdef in spec.blocks.items():

@@ -11,8 +11,11 @@ from archc.ir.graph import Module, Node
 from archc.ir.infer import infer_node
 from archc.ops.base import Shape
 from archc.spec.blocks import BlockTable
+from archc.spec.budget import Budget
 from archc.spec.expr import resolve
+from archc.spec.init import tensors_of
 from archc.spec.layers import STRUCTURES, At, Item, check_name, explicit_names, parse_item, reads_input
+from archc.spec.repeats import instances, per_copy_names
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
 
@@ -71,12 +74,6 @@ def resolve_tree(value: Any, env: dict, at: At) -> Any:
     return resolve(value, env, at)
 
 
-def per_copy_names(item: Item) -> bool:
-    """A repeat whose `name` is an expression (`"denselayer${i + 1}"`) names each copy: the copies
-    join the enclosing class or seq one by one, instead of nesting in a numbered nn.Sequential."""
-    return "repeat" in item.wiring and isinstance(item.wiring.get("name"), str) and "$" in item.wiring["name"]
-
-
 class Expander:
     def __init__(self, blocks: BlockTable, env: dict[str, Any]):
         self.blocks = blocks
@@ -85,6 +82,7 @@ class Expander:
         self.stack: list[str] = []      # blocks being instantiated, for cycle errors
         self.scans: dict[int, tuple[set[str], bool]] = {}   # by id of a raw body (alive all along)
         self.items: dict[int, Item] = {}                     # by id of a raw layer mapping
+        self.budget = Budget()                               # layers, copies, nesting: the limits
 
     def parse(self, raw, at: At, index: int | None = None) -> Item:
         """parse_item, once per layer mapping: a block's body is the same raw tree in every instance
@@ -110,6 +108,7 @@ class Expander:
     # -- nodes -------------------------------------------------------------------------------
     def op_node(self, item: Item, name: str, inputs: list[Value], env: dict,
                 sources: list[str] | None = None) -> Node:
+        self.budget.layer(item.at)
         op = ops.get(item.kind)
         raw = resolve_tree(item.args, env, item.args_at)
         if raw is None:
@@ -121,6 +120,8 @@ class Expander:
         args = validate(op.Args, raw, item.args_at.src, item.args_at.path, f"layer '{name}' ({item.kind})")
         node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at)
         infer_node(node, [v.shape for v in inputs], sources, lambda f: arg_loc(item, op, f))
+        if "init" in item.wiring:
+            node.init = layer_init(item, node, env)
         self.nodes.append(node)
         return node
 
@@ -142,6 +143,8 @@ class Expander:
         refs = ref if isinstance(ref, list) else [ref]
         out = []
         for r in refs:
+            if not isinstance(r, str):
+                raise item.wiring_at["from"].error(f"'from' takes an id or a list of ids, got {ref!r}")
             if r not in scope.ids:
                 raise item.wiring_at["from"].error(f"unknown id '{r}'{did_you_mean(r, scope.ids)}; "
                                                    f"known here: {', '.join(scope.ids) or 'none'}")
@@ -166,7 +169,7 @@ class Expander:
                 if k in item.wiring:
                     raise item.wiring_at[k].error(f"'{k}' cannot go with a repeat whose copies are named "
                                                   f"one by one; wire the layers around it", key=True)
-            for one, ienv in self.instances(item, env):
+            for one, ienv in instances(self, item, env):
                 value = self.class_item(scope, one, value, var, ienv)
             return value
         if "repeat" not in item.wiring and not self.enabled(item, env):
@@ -180,8 +183,12 @@ class Expander:
             out_var = ident if ident not in scope.vars else scope.fresh(ident)
             scope.vars.add(out_var)
         if item.kind in ("residual", "parallel") and "repeat" not in item.wiring:
-            result = (self.residual if item.kind == "residual" else self.parallel)(
-                scope, item.args, item.args_at, ins[0], out_var)
+            if "init" in item.wiring:
+                raise item.wiring_at["init"].error(f"'init' goes on a layer that holds tensors, not on "
+                                                   f"'{item.kind}'", key=True)
+            with self.budget.nested(item.at):
+                result = (self.residual if item.kind == "residual" else self.parallel)(
+                    scope, item.args, item.args_at, ins[0], out_var)
         else:
             op = ops.get(item.kind)
             # a merge: a step, no module (a block of the same name shadows the op, as in child())
@@ -283,6 +290,15 @@ class Expander:
     def child(self, item: Item, attr: str, path: str, value: Value, env: dict,
               repeatable: bool = True) -> tuple[Module, Value]:
         """The module for one item: an op's module, a block instance, or an nn.Sequential."""
+        if "init" in item.wiring and (item.kind in STRUCTURES or self.blocks.has(item.kind)):
+            raise item.wiring_at["init"].error(
+                f"'init' goes on a layer that holds tensors (conv, linear, bn, ...), not on "
+                f"'{item.kind}'; for a block, give its definition init rules", key=True)
+        with self.budget.nested(item.at):
+            return self._child(item, attr, path, value, env, repeatable)
+
+    def _child(self, item: Item, attr: str, path: str, value: Value, env: dict,
+               repeatable: bool) -> tuple[Module, Value]:
         if repeatable and "repeat" in item.wiring:
             return self.repeated(item, attr, path, value, env)
         if item.kind == "seq":
@@ -306,34 +322,10 @@ class Expander:
 
     def repeated(self, item: Item, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
         mod = Module(attr, "seq", loc=item.at)
-        for i, (one, ienv) in enumerate(self.instances(item, env)):
+        for i, (one, ienv) in enumerate(instances(self, item, env)):
             child, value = self.child(one, str(i), f"{path}.{i}", value, ienv, repeatable=False)
             mod.children.append(child)
         return mod, value
-
-    def instances(self, item: Item, env: dict):
-        """(item, env) for each repeat: the index `i` is visible, `first:` overrides the first."""
-        at = item.wiring_at["repeat"]
-        n = resolve(item.wiring["repeat"], env, at)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise at.error(f"repeat must be a non-negative integer, got {n!r}")
-        first = item.wiring.get("first")
-        if first is not None and not isinstance(first, dict):
-            raise item.wiring_at["first"].error(f"'first' must be a mapping of args, got {first!r}")
-        for i in range(n):
-            args = item.args
-            if i == 0 and first:
-                base = args if isinstance(args, dict) else ({} if args is None else None)
-                if base is None:     # a short form: the op's short arg, or the block's one required param
-                    short = self.blocks.short_param(item.kind) if self.blocks.has(item.kind) \
-                        else getattr(ops.get(item.kind), "short", None)
-                    base = {short: args} if short else {}
-                args = {**base, **first}
-            dropped = ("repeat", "first", "id", "from") + (() if per_copy_names(item) else ("name",))
-            wiring = {k: v for k, v in item.wiring.items() if k not in dropped}
-            if not self.enabled(Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}):
-                continue
-            yield Item(item.kind, args, item.at, item.args_at, wiring, item.wiring_at), {**env, "i": i}
 
     def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
         """An nn.Sequential: unnamed children are numbered, and a repeat inside flattens into it; a
@@ -356,14 +348,15 @@ class Expander:
             # a repeat flattens its copies into the seq; a repeated group flattens its layers
             splice = item.kind == "seq" and "name" not in item.wiring and "repeat" in item.wiring
             if "repeat" in item.wiring and ("name" not in item.wiring or per_copy_names(item)):
-                pairs = list(self.instances(item, env))
+                pairs = instances(self, item, env)      # lazily: each copy is built before the next
             else:
-                pairs = [(item, env)]
+                pairs = iter([(item, env)])
             for one, ienv in pairs:
                 if not self.enabled(one, ienv):
                     continue
                 if splice:
-                    value = self.fill(mod, names, one.args, one.args_at, path, value, ienv)
+                    with self.budget.nested(one.at):
+                        value = self.fill(mod, names, one.args, one.args_at, path, value, ienv)
                     continue
                 name = str(len(mod.children))
                 if "name" in one.wiring:
@@ -375,6 +368,15 @@ class Expander:
                 child, value = self.child(one, name, f"{path}.{name}", value, ienv)
                 mod.children.append(child)
         return value
+
+
+def layer_init(item: Item, node: Node, env: dict) -> dict:
+    """A layer's own `init: {weight: ..., bias: ...}`, over the tensors its op owns."""
+    at = item.wiring_at["init"]
+    raw = resolve_tree(item.wiring["init"], env, at)
+    if not isinstance(raw, dict):
+        raise at.error(f"'init' of a layer maps its tensors to schemes ({{weight: kaiming_normal}}), got {raw!r}")
+    return tensors_of(raw, at, node.tensors, f"'{item.kind}'")
 
 
 def arg_loc(item: Item, op, field: str):

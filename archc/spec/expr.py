@@ -14,6 +14,7 @@ import re
 from functools import lru_cache
 from typing import Any, Mapping
 
+from archc import limits
 from archc.errors import SpecError, did_you_mean
 
 
@@ -24,8 +25,15 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new + divisor if new < 0.9 * v else new
 
 
+def _round(x, ndigits=None):
+    # round(5, -10**9) would compute 10**(10**9); no number here has more than ~1,300 digits
+    if isinstance(ndigits, int) and abs(ndigits) > 2000:
+        raise ExprError(f"round: ndigits {ndigits} is out of range")
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
 FUNCTIONS = {
-    "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float,
+    "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "ceil": math.ceil, "floor": math.floor, "len": len, "sqrt": math.sqrt,
     "make_divisible": make_divisible,
 }
@@ -41,7 +49,7 @@ COMPARE = {
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
     ast.NotIn: lambda a, b: a not in b,
 }
-NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+NAME = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")     # matched whole
 INTERP = re.compile(r"\$\{([^{}]*)\}")
 
 
@@ -58,11 +66,35 @@ FORBIDDEN = {
 }
 
 
-MAX_BITS, MAX_LEN = 4096, 100_000   # bounds on what an expression may build (no memory bombs)
+MAX_BITS = 4096   # integers met while evaluating (results must also fit the int_bits limit)
+FORMAT_SPEC = re.compile(r"%[#0 +\-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?([diouxXeEfFgGcrsa%])")
+
+
+def size(v: Any, cap: int) -> int:
+    """Characters of a string, items of a list (nested lists counted in full, each time they
+    appear), 1 for anything else; counting stops just past `cap`."""
+    total, todo = 0, [v]
+    while todo and total <= cap:
+        x = todo.pop()
+        if isinstance(x, str):
+            total += len(x)
+        elif isinstance(x, (list, tuple)):
+            total += len(x)
+            todo.extend(y for y in x if isinstance(y, (list, tuple, str)))
+        else:
+            total += 1
+    return total
+
+
+def _too_large(n: int) -> ExprError:
+    e = limits.too_large("expr_items", "expression result too large", n)
+    return ExprError(e.message)
 
 
 def _check_size(op: ast.operator, left: Any, right: Any) -> None:
     """Refuse arithmetic whose result would be huge before computing it."""
+    cap = limits.current().expr_items
+
     def bits(v):
         return abs(int(v)).bit_length() if isinstance(v, int) else 0
     if isinstance(op, ast.Pow) and isinstance(right, int) and right > 0 and bits(left) * right > MAX_BITS:
@@ -71,11 +103,32 @@ def _check_size(op: ast.operator, left: Any, right: Any) -> None:
         if bits(left) + bits(right) > MAX_BITS:
             raise ExprError("number too large")
         for seq, n in ((left, right), (right, left)):
-            if isinstance(seq, (str, list)) and isinstance(n, int) and len(seq) * n > MAX_LEN:
-                raise ExprError("result too large")
-    if isinstance(op, ast.Add) and isinstance(left, (str, list)) and isinstance(right, (str, list)) \
-            and len(left) + len(right) > MAX_LEN:
-        raise ExprError("result too large")
+            if isinstance(seq, (str, list)) and isinstance(n, int) and n > 0:
+                one = size(seq, cap)
+                if one * n > cap:
+                    raise _too_large(one * n)
+    if isinstance(op, ast.Add) and isinstance(left, (str, list)) and isinstance(right, (str, list)):
+        both = size(left, cap) + size(right, cap)
+        if both > cap:
+            raise _too_large(both)
+    if isinstance(op, ast.Mod) and isinstance(left, str):
+        # '%0999999999d' % 1 is a gigabyte: bound the widths and precisions written first
+        wide = sum(int(w) if w and w.isdigit() else cap + 1 if w == "*" else 0
+                   for m in FORMAT_SPEC.finditer(left) for w in m.groups()[:2])
+        if len(left) + wide > cap:
+            raise _too_large(len(left) + wide)
+
+
+def _checked(v: Any) -> Any:
+    """A value built by an expression (a list display, a call's result), within the limits."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v).bit_length() > MAX_BITS:
+        raise ExprError("number too large")
+    if isinstance(v, (str, list)):
+        cap = limits.current().expr_items
+        n = size(v, cap)
+        if n > cap:
+            raise _too_large(n)
+    return v
 
 
 def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
@@ -92,7 +145,7 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
         if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
             raise ExprError("exponent too large")
         _check_size(node.op, left, right)
-        return BINOPS[type(node.op)](left, right)
+        return _checked(BINOPS[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY:
         return UNARY[type(node.op)](_eval(node.operand, names))
     if isinstance(node, ast.BoolOp):
@@ -111,25 +164,43 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Subscript):
         return _eval(node.value, names)[_eval(node.slice, names)]
     if isinstance(node, (ast.List, ast.Tuple)):
-        return [_eval(e, names) for e in node.elts]
+        return _checked([_eval(e, names) for e in node.elts])
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         fn = FUNCTIONS.get(node.func.id)
         if fn is None:
             raise ExprError(f"unknown function '{node.func.id}'{did_you_mean(node.func.id, FUNCTIONS)}; "
                             f"allowed: {', '.join(sorted(FUNCTIONS))}")
-        return fn(*(_eval(a, names) for a in node.args))
+        return _checked(fn(*(_eval(a, names) for a in node.args)))
     what = type(node).__name__
     raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression ({what})")
+
+
+def depth(tree: ast.AST) -> int:
+    """Nesting depth of a syntax tree, found without recursion."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((c, d + 1) for c in ast.iter_child_nodes(node))
+    return deepest
 
 
 @lru_cache(maxsize=4096)
 def parse(text: str) -> ast.Expression:
     """Parse and screen an expression once per distinct text (a block's expressions repeat in
-    every instance of the block)."""
+    every instance of the block). Length and depth are bounded before anything recurses."""
+    lim = limits.current()
+    if len(text) > lim.expr_chars:
+        raise ExprError(limits.too_large("expr_chars", "expression too long", len(text)).message)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
-        raise ExprError(f"invalid expression '{text}': {e.msg}") from None
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        raise ExprError(f"invalid expression '{shown}': {e.msg}") from None
+    except (RecursionError, MemoryError):       # Python's parser guards its own stack
+        raise ExprError(limits.too_large("expr_depth", "expression nested too deeply").message) from None
+    if depth(tree) > lim.expr_depth + 1:        # + 1: the Expression node around the body
+        raise ExprError(limits.too_large("expr_depth", "expression nested too deeply").message)
     for node in ast.walk(tree):
         if type(node) in FORBIDDEN:
             part, whole = ast.unparse(node), ast.unparse(tree.body)
@@ -139,14 +210,20 @@ def parse(text: str) -> ast.Expression:
 
 
 def evaluate(text: str, names: Mapping[str, Any]) -> Any:
-    """Evaluate one expression (the part inside `${...}`)."""
+    """Evaluate one expression (the part inside `${...}`); an integer result must fit the
+    int_bits limit (it becomes a size, a count or a literal of the generated code)."""
     tree = parse(text)
     try:
-        return _eval(tree.body, names)
+        value = _eval(tree.body, names)
     except ExprError:
         raise
     except (TypeError, ValueError, ZeroDivisionError, IndexError, KeyError, OverflowError) as e:
         raise ExprError(f"cannot evaluate '{text}': {e}") from None
+    for v in value if isinstance(value, list) else (value,):
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > limits.current().int_bits:
+            raise ExprError(limits.too_large("int_bits", f"expression result too large: an integer of "
+                                             f"{v.bit_length()} bits").message)
+    return value
 
 
 def resolve(value: Any, names: Mapping[str, Any], loc=None) -> Any:
@@ -157,14 +234,14 @@ def resolve(value: Any, names: Mapping[str, Any], loc=None) -> Any:
     if hasattr(loc, "loc"):
         loc = loc.loc()
     try:
-        m = NAME.match(value)
+        m = NAME.fullmatch(value)
         if m:
             return _eval(ast.Name(id=m.group(1)), names)
         whole = INTERP.fullmatch(value)
         if whole:
             return evaluate(whole.group(1), names)
         if "${" in value:
-            return INTERP.sub(lambda m: str(evaluate(m.group(1), names)), value)
+            return _checked(INTERP.sub(lambda m: str(evaluate(m.group(1), names)), value))
     except ExprError as e:
         raise SpecError(str(e), loc) from None
     if value.startswith("$$"):

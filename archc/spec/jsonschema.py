@@ -30,6 +30,7 @@ def wiring_props() -> dict[str, Any]:
         "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPR]},
         "first": {"type": "object", "description": "args overriding the first repeat"},
         "when": {"anyOf": [{"type": "boolean"}, EXPR], "description": "keep the layer only where this holds"},
+        "init": {"type": "object", "description": "how this layer's tensors start: tensor name -> scheme"},
     }
 
 
@@ -39,7 +40,7 @@ def layer_schema() -> dict[str, Any]:
     for name, op in sorted(ops.REGISTRY.items()):
         args = loosen(op.Args.model_json_schema())
         args.pop("title", None)
-        args.setdefault("properties", {}).update({k: v for k, v in wiring_props().items() if k in ("name", "id", "from")})
+        args.setdefault("properties", {}).update({k: v for k, v in wiring_props().items() if k in ("name", "id", "from", "init")})
         forms = [args, {"type": "null"}]
         if op.short:
             forms.append(loosen(op.Args.model_json_schema()["properties"][op.short]))
@@ -61,6 +62,10 @@ def spec_schema() -> dict[str, Any]:
     schema["title"] = "archc spec"
     schema.setdefault("$defs", {})["layer"] = layer_schema()
     schema["properties"]["layers"] = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+    rules = {"type": "array", "items": {"type": "object"}, "description": "init rules: {op, name, <tensor>: scheme}"}
+    schema["properties"]["init"] = {"anyOf": [{"enum": ["torch", "paddle", "keras"]}, rules, {
+        "type": "object", "properties": {"preset": {"enum": ["torch", "paddle", "keras"]}, "rules": rules},
+        "additionalProperties": False}], "description": "how the weights start: a preset, rules, or both"}
     schema["properties"]["input"] = {"anyOf": [{"type": "array", "items": {"type": "integer"}},
                                                {"type": "string", "pattern": r"^\d+(x\d+)*$"}]}
     return schema

@@ -9,9 +9,9 @@ from typing import Any
 from archc.errors import SpecError
 from archc.spec.load import Source
 
-WIRING = ("name", "id", "from", "repeat", "first", "when")
+WIRING = ("name", "id", "from", "repeat", "first", "when", "init")
 STRUCTURES = ("seq", "residual", "parallel")
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")     # matched whole (fullmatch): "a\n" is no name
 # Attribute names nn.Module already uses; a layer named so would shadow them.
 MODULE_ATTRS = frozenset("""
 T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
@@ -77,7 +77,9 @@ def parse_item(raw: Any, at: At) -> Item:
     if isinstance(args, dict) and kind not in STRUCTURES:
         rest = {}
         for k, v in args.items():
-            if k in ("name", "id", "from"):
+            # `init` among the args is the layer's tensors' init when a mapping (prelu's own
+            # `init: 0.25` is its starting slope, an arg)
+            if k in ("name", "id", "from") or (k == "init" and isinstance(v, dict)):
                 if k in item.wiring:
                     raise (item.args_at / k).error(f"'{k}' given twice", key=True)
                 item.wiring[k], item.wiring_at[k] = v, item.args_at / k
@@ -89,7 +91,7 @@ def parse_item(raw: Any, at: At) -> Item:
 
 def check_name(name: Any, at: At, attribute: bool = True) -> str:
     """Layer names become Python attribute names in generated code: validate them strictly."""
-    if not isinstance(name, str) or not IDENT.match(name) or keyword.iskeyword(name):
+    if not isinstance(name, str) or not IDENT.fullmatch(name) or keyword.iskeyword(name):
         if not (isinstance(name, str) and name.isdigit() and not attribute):
             if isinstance(name, str) and keyword.iskeyword(name):
                 raise at.error(f"name '{name}' is a Python keyword; choose another name")

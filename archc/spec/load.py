@@ -10,13 +10,14 @@ anything is built); TOML values come from tomllib, positions from a small scanne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from archc import limits
 from archc.errors import Location, SpecError
+from archc.spec.bounds import check_tree, check_yaml_events, int_error
 
 Pos = tuple[int, int]
 
@@ -41,17 +42,12 @@ class Source:
         return Location(self.file)
 
 
-def load_file(path) -> Source:
+def load_file(path, at: Location | None = None, label: str = "") -> Source:
+    """A spec file, read safely (archc.spec.files): a problem with the file itself is reported
+    at `at` (a `use:` entry) when given, else at the file."""
+    from archc.spec.files import read_text
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # utf-8, tolerating a BOM
-    except FileNotFoundError:
-        raise SpecError(f"no such file: {name}") from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text: {e.reason} at byte {e.start}", Location(name)) from None
-    except OSError as e:
-        raise SpecError(f"cannot read {name}: {e.strerror}") from None
-    return load_text(text, name)
+    return load_text(read_text(path, name, at, label), name)
 
 
 def load_text(text: str, file: str = "<string>", fmt: str | None = None) -> Source:
@@ -64,12 +60,13 @@ def load_text(text: str, file: str = "<string>", fmt: str | None = None) -> Sour
         if fmt == "toml":
             from archc.spec.load_toml import load_toml
             return load_toml(text, file)
-    except RecursionError:
-        raise SpecError("spec is nested too deeply", Location(file)) from None
+    except RecursionError:      # a safety net: depth is bounded before anything recurses
+        raise limits.too_large("depth", "spec nested too deeply", loc=Location(file)) from None
     raise SpecError(f"unknown spec format {fmt!r} (expected 'yaml' or 'toml')", Location(file))
 
 
 def from_mapping(obj, file: str = "<mapping>") -> Source:
+    check_tree(obj, lambda path: Location(file))
     return Source(obj, file, {}, {})
 
 
@@ -92,25 +89,44 @@ _ALLOWED = {
     SequenceNode: {_T + "seq"},
     MappingNode: {_T + "map"},
 }
-_MAX_NODES = 1_000_000  # aliases can expand exponentially ("billion laughs")
-
-
 # libyaml composes ~10x faster; its error texts differ, so errors are re-read in pure Python
+# (except in large files, where that would take seconds: libyaml's own words then)
 _FAST = getattr(yaml, "CSafeLoader", None)
+_REREAD_MAX = 64 << 10
 
 
-def _compose(text: str):
+def _compose(text: str, file: str):
+    """The node tree (nodes only, never objects), after the event stream has shown that its
+    depth and size are within the limits: the composers recurse, the parsers do not."""
+    fast_error = None
     if _FAST is not None:
         try:
-            return yaml.compose(text, Loader=_FAST)   # builds nodes only, never objects
-        except yaml.YAMLError:
-            pass
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+            _check_events(text, file, _FAST)
+            return yaml.compose(text, Loader=_FAST)
+        except yaml.YAMLError as e:
+            if len(text) > _REREAD_MAX:
+                raise
+            fast_error = e
+    try:
+        _check_events(text, file, yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except (ValueError, OverflowError) as e:    # PyYAML's scanner on "\U7fffffff": chr() out of range
+        if fast_error is not None:
+            raise fast_error from None
+        raise SpecError(f"invalid YAML: {_one_line(e)}", Location(file)) from None
+
+
+def _check_events(text: str, file: str, loader) -> None:
+    events = yaml.parse(text, Loader=loader)
+    try:
+        check_yaml_events(events, file)
+    finally:
+        events.close()      # now, not whenever the collector gets to a half-read stream
 
 
 def _load_yaml(text: str, file: str) -> Source:
     try:
-        root = _compose(text)
+        root = _compose(text, file)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
@@ -139,6 +155,7 @@ class _YamlConverter:
         self.keys: dict[tuple, Pos] = {}
         self.ctor = yaml.constructor.SafeConstructor()  # only ever fed plain scalar nodes
         self.count = 0
+        self.limits = limits.current()
         self.active: set[int] = set()  # collection nodes being converted (catches recursive aliases)
         self.merged = False            # a merge key ran: some recorded paths may have been replaced
 
@@ -151,8 +168,12 @@ class _YamlConverter:
 
     def convert(self, node, path: tuple):
         self.count += 1
-        if self.count > _MAX_NODES:
-            raise SpecError("spec too large (runaway alias expansion?)", self.loc(node))
+        if self.count > self.limits.values:      # aliases can expand exponentially ("billion laughs")
+            raise limits.too_large("values", "too many values in one spec file (aliases expanded)",
+                                   loc=self.loc(node))
+        if len(path) > self.limits.depth:        # aliases can nest a deep node in another
+            raise limits.too_large("depth", "mappings and lists nested too deeply (aliases expanded)",
+                                   loc=self.loc(node))
         self.values[path] = self.pos(node)  # for aliases: the anchored node's position
         if isinstance(node, ScalarNode):
             return self.scalar(node)
@@ -180,9 +201,18 @@ class _YamlConverter:
         if node.tag == _TIMESTAMP:  # keep dates as written, so the tree stays plain
             return node.value
         try:
-            return self.ctor.construct_object(node)
-        except (ValueError, TypeError, yaml.YAMLError):
-            raise SpecError(f"bad {node.tag[len(_T):]} value {node.value!r}", self.loc(node)) from None
+            value = self.ctor.construct_object(node)
+        except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+            if node.tag == _T + "int" and len(node.value) > 18:     # past Python's int-string limit
+                raise limits.too_large("int_bits", f"integer of {len(node.value)} characters is too large",
+                                       loc=self.loc(node)) from None
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            raise SpecError(f"bad {node.tag[len(_T):]} value {shown!r}", self.loc(node)) from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            err = int_error(value, self.loc(node))
+            if err is not None:
+                raise err
+        return value
 
     def mapping(self, node: MappingNode, path: tuple) -> dict:
         out: dict = {}

@@ -15,7 +15,9 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from archc import limits
 from archc.errors import Location, SpecError
+from archc.spec.bounds import check_toml_text, check_tree
 from archc.spec.load import Pos, Source, _line_col, _one_line, _pruned
 
 def _plainer(msg: str, text: str, line: int, col: int) -> tuple[str, int]:
@@ -35,6 +37,7 @@ def _plainer(msg: str, text: str, line: int, col: int) -> tuple[str, int]:
 
 
 def load_toml(text: str, file: str) -> Source:
+    check_toml_text(text, file)       # tomllib recurses into nested arrays and tables
     try:
         tree = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -51,6 +54,11 @@ def load_toml(text: str, file: str) -> Source:
                 msg, line, col = s, 0, 0
         msg, col = _plainer(_one_line(msg), text, line, col)
         raise SpecError(f"invalid TOML: {msg}", Location(file, line, col)) from None
+    except ValueError:      # an integer past Python's int-string limit
+        m = re.search(r"[0-9][0-9_]{18,}", text)
+        at = Location(file, *_line_col(text, m.start())) if m else Location(file)
+        raise limits.too_large("int_bits", f"integer of {len(m.group()) if m else 'many'} characters "
+                               "is too large", loc=at) from None
     tree = _plain_dates(tree)
     values: dict[tuple, Pos] = {}
     keys: dict[tuple, Pos] = {}
@@ -59,7 +67,9 @@ def load_toml(text: str, file: str) -> Source:
     except Exception:  # noqa: BLE001 - positions are best effort; keep what was found so far
         pass
     # Safety net: a confused scanner must never invent positions for paths that don't exist.
-    return _pruned(Source(tree, file, values, keys))
+    src = _pruned(Source(tree, file, values, keys))
+    check_tree(tree, src.loc)
+    return src
 
 
 def _plain_dates(x):

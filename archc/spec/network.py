@@ -11,6 +11,8 @@ from archc.spec.blocks import BlockTable
 from archc.spec.expand import ClassScope, Expander, Value, shape_facts
 from archc.spec.expr import resolve
 from archc.spec.layers import At
+from archc.spec.init import rules, spec_init
+from archc.ir.init import InitSpec, block_instances, plan
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,27 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     last = exp.chain(scope, spec.layers, at, x, scope.chain_var)
     outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
     mark_train_only(exp.nodes, outputs)
-    return Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
-                   [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
-                   vars=dict(env), variant=variant, train=spec.train, file=src.file,
-                   definition=Definition(spec, src, blocks))
+    net = Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
+                  [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
+                  vars=dict(env), variant=variant, train=spec.train, file=src.file,
+                  definition=Definition(spec, src, blocks))
+    net.init = init_of(spec, src, env, blocks, root)
+    if net.init or any(n.init for n in net.nodes):
+        plan(net)       # a scheme that cannot start its tensor is an error now, not in torch
+    return net
+
+
+def init_of(spec, src, env: dict, blocks: BlockTable, root: Module) -> InitSpec:
+    """The spec's init rules (its preset's first) and the rules of every block it uses."""
+    from archc.spec.expand import resolve_tree
+    at = At(src, ("init",))
+    init = spec_init(resolve_tree(spec.init, env, at), at)
+    for inst, _ in block_instances(root):
+        if inst.block not in init.blocks:
+            bdef, bat = blocks.defs[inst.block]
+            raw = resolve_tree(bdef.init, env, bat / "init") if bdef.init is not None else []
+            init.blocks[inst.block] = rules(raw, bat / "init")
+    return init
 
 
 def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
@@ -58,6 +77,8 @@ def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
             ident, train, name = o["id"], bool(o.get("train_only", False)), o.get("name", o["id"])
         else:
             ident = name = o
+        if not isinstance(ident, str) or not isinstance(name, str):
+            raise o_at.error(f"an output is an id, or a mapping {{id, name, train_only, when}}; got {o!r}")
         if ident not in scope.ids:
             raise o_at.error(f"unknown output id '{ident}'{did_you_mean(ident, scope.ids)}")
         out.append((str(name), scope.ids[ident], train))

@@ -21,7 +21,7 @@ def parse_shape(v):
         try:
             return [int(p) for p in v.lower().split("x")]
         except ValueError:
-            raise ValueError(f"expected a shape like [3, 224, 224] or '3x224x224', got '{v}'") from None
+            raise ValueError(f"expected a shape like [3, 224, 224] or '3x224x224', got {v!r}") from None
     return v
 
 
@@ -29,6 +29,7 @@ class Variant(Strict):
     doc: str = ""
     input: list[int] | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)   # keys replacing the spec's train: keys
 
     _shape = field_validator("input", mode="before")(parse_shape)
 
@@ -49,6 +50,7 @@ class BlockDef(Strict):
     doc: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     let: dict[str, Any] = Field(default_factory=dict)   # values derived from params and c_in
+    init: Any = None                                    # rules for the block's own layers
     layers: list[Any] | None = None
     seq: list[Any] | None = None
     residual: ResidualDef | None = None
@@ -90,6 +92,7 @@ class SpecModel(Strict):
     layers: list[Any]
     outputs: list[Any] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    init: Any = None                 # a preset, rules, or {preset, rules} (spec/init.py reads it)
     zoo: dict[str, ZooEntry] = Field(default_factory=dict)
 
     _shape = field_validator("input", mode="before")(parse_shape)
@@ -190,7 +193,9 @@ def located(e: ValidationError, model, data, src: Source, base: tuple, what: str
         loc = src.loc(base + path)
         if found is None and not base and not path:     # an empty document
             return SpecError(f"the spec is empty: expected a mapping{keys}", Location(src.file, 1, 1))
-        return SpecError(f"{where}{label}expected a mapping{keys}, got {found!r}", loc)
+        # a whole file that is no mapping may be no spec at all: name its type, never echo it
+        got = repr(found) if path else f"a {type(found).__name__}"
+        return SpecError(f"{where}{label}expected a mapping{keys}, got {got}", loc)
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
         dotted = ".".join(map(str, path))

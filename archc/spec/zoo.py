@@ -69,11 +69,24 @@ def entries() -> tuple[Entry, ...]:
 def find(name: str) -> Entry | None:
     """The entry called `name`: first in `<name>.yaml` itself (no scan), then in every spec."""
     direct = ZOO_DIR / f"{name}.yaml"
-    if direct.exists():
+    try:
+        there = direct.is_file()
+    except (OSError, ValueError):       # no entry has such a name (too long, a NUL in it)
+        return None
+    if there:
         e = _declared(direct).get(name)
         if e is not None or name in _declared(direct):
             return entry(name, direct, e)
     return next((e for e in entries() if e.name == name), None)
+
+
+def entry_for(file, variant: str | None) -> Entry | None:
+    """The entry a compiled spec is: its file at its variant."""
+    try:
+        path = Path(file).resolve()
+    except (OSError, RuntimeError):
+        return None
+    return next((e for e in entries() if e.variant == variant and e.spec.resolve() == path), None)
 
 
 @lru_cache(maxsize=1)

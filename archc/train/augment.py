@@ -1,5 +1,5 @@
 """Training-time augmentation, applied to a whole batch on its device (no per-sample Python):
-random crop with zero padding, horizontal flip, rotation. Images are on the [0, 1] scale,
+random crop with zero padding, horizontal and vertical flips, rotation. Images are on the [0, 1] scale,
 before normalisation, so padding and the corners uncovered by a rotation are black, as with
 torchvision's RandomCrop(padding=p) and RandomRotation(degrees) on a PIL image."""
 from __future__ import annotations
@@ -23,10 +23,10 @@ def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)   # gather, [B,C,H,W]
 
 
-def random_flip(x: torch.Tensor) -> torch.Tensor:
-    """Each image mirrored left-right with probability 1/2."""
+def random_flip(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Each image mirrored with probability 1/2: left-right (dim -1) or upside down (dim -2)."""
     flip = torch.rand(x.shape[0], device=x.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return torch.where(flip[:, None, None, None], x.flip(dim), x)
 
 
 def rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
@@ -47,11 +47,11 @@ def random_rotation(x: torch.Tensor, degrees: float) -> torch.Tensor:
 class Augment:
     """The augmentations a TrainConfig asks for, in torchvision's usual order."""
 
-    def __init__(self, crop: int = 0, flip: bool = False, rotate: float = 0.0):
-        self.crop, self.flip, self.rotate = crop, flip, rotate
+    def __init__(self, crop: int = 0, flip: bool = False, rotate: float = 0.0, vflip: bool = False):
+        self.crop, self.flip, self.rotate, self.vflip = crop, flip, rotate, vflip
 
     def __bool__(self) -> bool:
-        return bool(self.crop or self.flip or self.rotate)
+        return bool(self.crop or self.flip or self.vflip or self.rotate)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:      # checked when the run starts; images only
@@ -60,6 +60,8 @@ class Augment:
             x = random_crop(x, self.crop)
         if self.flip:
             x = random_flip(x)
+        if self.vflip:     # torchvision's RandomVerticalFlip comes after the horizontal one
+            x = random_flip(x, dim=-2)
         if self.rotate:
             x = random_rotation(x, self.rotate)
         return x

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from archc.errors import SpecError
+from archc.errors import Location, SpecError
 
 
 def rng_state() -> dict[str, Any]:
@@ -61,17 +61,50 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by train(); a directory means its last.pt."""
+# what a run's checkpoint holds, checked before any of it is used (Python types; "tensor": a Tensor)
+RUN = {"model": dict, "optimizer": dict, "scheduler": dict, "scaler": dict, "epoch": int,
+       "history": list, "rng": dict, "config": dict, "normalize": dict}
+INSIDE = {("normalize", "mean"): "tensor", ("normalize", "std"): "tensor", ("rng", "torch"): "tensor",
+          ("rng", "numpy"): list, ("rng", "python"): list}
+
+
+def check_run(obj: Any, path, keys=tuple(RUN)) -> None:
+    """Refuse a checkpoint that lacks what resuming (or evaluating) a run reads from it."""
+    where = Location(str(path))
+    if not isinstance(obj, dict):
+        raise SpecError(f"holds a {type(obj).__name__}, not an archc run checkpoint", where)
+    for key in keys:
+        if key not in obj:
+            raise SpecError(f"not an archc run checkpoint: no '{key}' entry", where)
+        if not isinstance(obj[key], RUN[key]) or isinstance(obj[key], bool):
+            raise SpecError(f"'{key}' holds a {type(obj[key]).__name__}, not a {RUN[key].__name__}: "
+                            f"not an archc run checkpoint", where)
+    for (outer, inner), kind in INSIDE.items():
+        if outer in keys:
+            v = obj[outer].get(inner)
+            if not (isinstance(v, torch.Tensor) if kind == "tensor" else isinstance(v, kind)):
+                raise SpecError(f"'{outer}.{inner}' holds a {type(v).__name__}, not a "
+                                f"{kind if isinstance(kind, str) else kind.__name__}: not an archc run "
+                                f"checkpoint", where)
+
+
+def load_checkpoint(path: str | Path, run: bool = True) -> dict[str, Any]:
+    """A checkpoint written by train(); a directory means its last.pt. run=False: any
+    weights_only file (a bare state_dict too), for `eval`."""
+    from archc.emit.weights import regular_file
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
     if not path.exists():
         raise SpecError(f"no checkpoint at {path}")
+    regular_file(path, "checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:     # a truncated or foreign file is bad input, not a crash
         raise SpecError(f"cannot read checkpoint {path}: {e}") from None
+    if run:
+        check_run(obj, path)
+    return obj
 
 
 @contextmanager

@@ -7,8 +7,8 @@ import torch
 
 from archc.emit.weights import load_state
 from archc.errors import SpecError
-from archc.train.checkpoint import load_checkpoint
-from archc.train.config import TrainConfig
+from archc.train.checkpoint import check_run, load_checkpoint
+from archc.train.config import TrainConfig, make_config
 from archc.train.data import Data
 from archc.train.dist import Place, device_for
 from archc.train.fit import fit_network
@@ -25,11 +25,11 @@ def evaluate_weights(net, data: Data, weights, cfg: TrainConfig, split: str = "v
     if part is None:
         raise SpecError(f"{data.name} has no {split} split")
     path = Path(weights) / "last.pt" if Path(weights).is_dir() else Path(weights)
-    obj = load_checkpoint(path)
-    if isinstance(obj, dict) and "model" in obj and "config" in obj:
-        saved = obj["config"]
-        cfg = cfg.model_copy(update={"loss": saved["loss"], "normalize": saved["normalize"],
-                                     "label_smoothing": saved["label_smoothing"]})
+    obj = load_checkpoint(path, run=False)
+    if isinstance(obj, dict) and ("config" in obj or "normalize" in obj):    # a run's checkpoint
+        check_run(obj, path, ("model", "config", "normalize"))
+        saved = make_config(obj["config"])        # its settings, checked
+        cfg = cfg.model_copy(update={k: getattr(saved, k) for k in ("loss", "normalize", "label_smoothing")})
         mean, std = obj["normalize"]["mean"], obj["normalize"]["std"]
     else:
         mean, std = normalisation(cfg, data) if cfg.normalize else (torch.zeros(1), torch.ones(1))

@@ -31,8 +31,9 @@ from archc.train.checkpoint import (load_checkpoint, rng_state, save_atomic, set
                                     write_text_atomic)
 from archc.train.config import TrainConfig
 from archc.train.data import Data, channel_stats
-from archc.train.dist import Place, all_sum, device_for, join
+from archc.train.dist import Place, all_sum, barrier, device_for, join
 from archc.train.fit import fit_network
+from archc.train.record import check_out_dir, make_record
 from archc.train.optim import make_optimizer, make_scheduler
 from archc.train.report import Progress, epoch_line, write_curves
 from archc.train.runner import Runner, evaluate, iterate, on_device, per_process_batch
@@ -56,7 +57,7 @@ def _setup(cfg: TrainConfig, dev: torch.device) -> None:
 def _check(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> None:
     """Settings that cannot work with this data or device, refused before any work."""
     per_process_batch(cfg, place)
-    if (cfg.crop or cfg.flip or cfg.rotate) and len(data.sample_shape) != 3:
+    if (cfg.crop or cfg.flip or cfg.vflip or cfg.rotate) and len(data.sample_shape) != 3:
         raise SpecError(f"augmentation (crop, flip, rotate) is for images; {data.name} samples "
                         f"are {'x'.join(map(str, data.sample_shape))}")
     channels = data.sample_shape[0]
@@ -80,6 +81,20 @@ def preflight(net, data: Data, cfg: TrainConfig, world_size: int) -> None:
     _check(cfg, data, dev, Place(0, world_size))
 
 
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def notes(cfg: TrainConfig, data: Data) -> list[str]:
+    """Settings that run as asked but are probably not what the user means."""
+    said = []
+    given = [*(cfg.mean or []), *(cfg.std or [])]
+    if cfg.normalize and len(given) == 6 and all(abs(a - b) < 5e-4 for a, b in zip(given, sum(IMAGENET, ()))):
+        said.append(f"warning: the mean/std given ({', '.join(map(str, IMAGENET[0]))} / "
+                    f"{', '.join(map(str, IMAGENET[1]))}) are ImageNet's constants, not {data.name}'s "
+                    f"own statistics (leave mean/std out to compute those)")
+    return said
+
+
 def normalisation(cfg: TrainConfig, data: Data) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) by channel: the given ones, else the train split's."""
     if cfg.mean is not None and cfg.std is not None:
@@ -101,17 +116,27 @@ def _wrap(model, cfg: TrainConfig, dev: torch.device, place: Place):
 
 def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool = False,
           log: Callable[[str], None] = print, progress: Callable[[str], None] | None = None,
-          checkpoint: dict | None = None, place: Place = Place()) -> list[dict]:
+          checkpoint: dict | None = None, place: Place = Place(), changes: dict | None = None) -> list[dict]:
     """Train net on data; returns the metrics history (one dict per epoch). log gets one line
     per epoch (none when quiet); progress, if given (a terminal), a bar redrawn twice a second,
     which needs no host sync. `checkpoint` is resume's last.pt when the caller has already read
     it (the CLI reads the run's settings from it). `place`: this process's rank and world size
-    (rank 0 of 1 unless launched by torch.distributed.run)."""
+    (rank 0 of 1 unless launched by torch.distributed.run). `changes`: what --override changed
+    on a resumed run ({"data": [old, new]}), kept in run.json.
+
+    out_dir must not hold another run's files (record.check_out_dir): only a resume of the run in
+    that directory writes there. With a test split, the best.pt weights are scored on it at the
+    end, once: the final record of metrics.jsonl."""
     say = log if place.main and not quiet else (lambda s: None)
     progress = progress if place.main else None
     out = Path(out_dir)
+    if resume is not None:
+        resume = Path(resume).parent if Path(resume).is_file() else Path(resume)
+    check_out_dir(out, resume)         # every process, before any of them writes (join waits)
     out.mkdir(parents=True, exist_ok=True)
     net = fit_network(net, data, cfg, say)
+    for line in notes(cfg, data):
+        say(line)
     dev = device_for(place, cfg.device)
     _check(cfg, data, dev, place)
     _setup(cfg, dev)
@@ -141,11 +166,15 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
         sched.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         history, start = list(ckpt["history"]), ckpt["epoch"]
+        if cfg.epochs < start:
+            raise SpecError(f"--epochs {cfg.epochs} is fewer than the {start} the run in {resume} has done; "
+                            f"give --epochs {start + 1} or more to continue it")
         skip, partial = ckpt.get("step", 0), ckpt.get("partial") if place.main else None
         set_rng_state(ckpt["rng"])
-        say(f"resuming from {resume} at epoch {start + 1}" + (f", batch {skip + 1}" if skip else ""))
+        if start < cfg.epochs:
+            say(f"resuming from {resume} at epoch {start + 1}" + (f", batch {skip + 1}" if skip else ""))
     if place.main:
-        _write_run_files(net, data, cfg, out)
+        _write_run_files(net, data, cfg, out, mean, std, resume, changes, start)
         # rewrite the log from the checkpoint: epochs after it (from a crashed run) are dropped
         write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
@@ -219,6 +248,8 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 if val_split is not None:
                     v = evaluate(run, val_split, cfg, place)
                     rec.update(val_loss=v["loss"], val_acc=v["acc"])
+                    if "top5" in v:
+                        rec["val_top5"] = v["top5"]
             except (KeyboardInterrupt, Exception) as e:
                 if not (isinstance(e, KeyboardInterrupt) or interrupted_run()):
                     raise
@@ -226,7 +257,7 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                 if place.main:
                     _save_interrupted(state(epoch, done, {"acc": acc.cpu(), "seen": seen}), out)
                     say(f"interrupted in epoch {epoch + 1} at batch {done}: saved {out / 'last.pt'}; "
-                        f"continue with --resume {out}")
+                        f"continue with `archc train --resume {out}`")
                 raise KeyboardInterrupt from None
             rec.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 4),
                        samples_per_s=round(total / max(seconds, 1e-9), 1))
@@ -236,9 +267,33 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
                     best = _record(rec, history, best, state(epoch + 1), out)
                 say(epoch_line(rec, cfg.epochs))
             if interrupted():
-                say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with --resume {out}")
+                say(f"interrupted after epoch {epoch + 1}: saved {out / 'last.pt'}; continue with "
+                    f"`archc train --resume {out}`")
                 raise KeyboardInterrupt
+    if start >= cfg.epochs and ckpt is not None:
+        say(f"the run in {out} has done all its {cfg.epochs} epochs: --epochs N continues it to N")
+    if data.test is not None:
+        _final_test(run, data, cfg, out, place, say)
     return history
+
+
+def _final_test(run: Runner, data: Data, cfg: TrainConfig, out: Path, place: Place, say) -> None:
+    """best.pt's weights (chosen on validation) scored once on the test split, recorded as the
+    last line of metrics.jsonl. Every process reads best.pt: rank 0 wrote it, then all wait."""
+    barrier()
+    best = load_checkpoint(out / "best.pt")
+    run.model.load_state_dict(best["model"])
+    t = evaluate(run, on_device(data.test, run.dev), cfg, place)
+    rec = {"split": "test", "weights": "best.pt", "best_epoch": best["epoch"],
+           "test_loss": t["loss"], "test_acc": t["acc"], "samples": len(data.test)}
+    if "top5" in t:
+        rec["test_top5"] = t["top5"]
+    if place.main:
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+    top5 = f"  test_top5 {t['top5']:.4f}" if "top5" in t else ""
+    say(f"test (best.pt, epoch {best['epoch']}): test_loss {t['loss']:.4f}  test_acc {t['acc']:.4f}"
+        f"{top5}  ({len(data.test)} samples)")
 
 
 def _record(rec: dict, history: list[dict], best, state: dict, out: Path):
@@ -267,11 +322,21 @@ def _score(rec: dict) -> tuple:
     return (rec["train_acc"], -rec["train_loss"])
 
 
-def _write_run_files(net, data: Data, cfg: TrainConfig, out: Path) -> None:
+def _write_run_files(net, data: Data, cfg: TrainConfig, out: Path, mean, std, resume, changes,
+                     start: int) -> None:
+    """model.py, a copy of the spec, run.json. A resumed run keeps its record's history of
+    deliberate changes (--override), and adds this one's."""
     write_text_atomic(out / "model.py", net.source())
     if Path(net.file).is_file():
         write_text_atomic(out / f"spec{Path(net.file).suffix}", Path(net.file).read_text())
-    run = {"spec": net.file, "name": net.name, "variant": net.variant, "input": list(net.input),
-           "vars": net.vars, "data": data.name, "num_classes": data.num_classes,
-           "config": cfg.model_dump()}
+    kept = []
+    if resume is not None and (resume / "run.json").is_file():
+        try:
+            kept = json.loads((resume / "run.json").read_text()).get("changes", [])
+        except (OSError, ValueError, AttributeError):
+            kept = []
+    if changes:
+        kept = [*kept, {"at_epoch": start, **changes}]
+    elsewhere = resume if resume is not None and resume.resolve() != out.resolve() else None
+    run = make_record(net, data, cfg, mean, std, resumed_from=elsewhere, changes=kept)
     write_text_atomic(out / "run.json", json.dumps(run, indent=1, default=str) + "\n")

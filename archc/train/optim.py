@@ -16,13 +16,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": other, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
-    if not cfg.weight_decay:    # one group: the optimizer's foreach kernels run once, not twice
-        groups = [{"params": decay + other, "weight_decay": 0.0}]
+    if not cfg.weight_decay or cfg.decay_all:   # one group: foreach kernels run once, not twice
+        groups = [{"params": decay + other, "weight_decay": cfg.weight_decay if cfg.decay_all else 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(groups, lr=cfg.lr, betas=cfg.betas)
+    return cls(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int):

@@ -28,7 +28,8 @@ class Runner:
         self._affine: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]] = {}
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-        self.augment = Augment(cfg.crop, cfg.flip, cfg.rotate)
+        self.augment = Augment(cfg.crop, cfg.flip, cfg.rotate, cfg.vflip)
+        self.top5 = "top5" in cfg.metrics
 
     def affine(self, ndim: int, pixels: bool):
         """(scale, shift) with normalise(as_float(x)) == x * scale + shift, shaped to broadcast
@@ -58,7 +59,9 @@ class Runner:
         """(loss, number correct) of a training batch, both on the device (no host sync)."""
         return self.score(self.fwd, x, y)
 
-    def score(self, fwd, x, y):
+    def score(self, fwd, x, y, top5: bool = False):
+        """(loss, number correct) of a batch; with top5, also the number whose label is among
+        the 5 highest logits."""
         if self.amp is None:
             out = fwd(x)
         else:
@@ -72,11 +75,19 @@ class Runner:
             loss = self.loss(main, y)
         main = main.detach()
         pred = (main.squeeze(1) > 0).long() if self.cfg.loss == "bce" else main.argmax(1)
+        if top5:
+            k = min(5, main.shape[1]) if self.cfg.loss != "bce" else 1
+            hit5 = (main.topk(k, 1).indices == y[:, None]).any(1) if k > 1 else pred == y
+            return loss, (pred == y).sum(), hit5.sum()
         return loss, (pred == y).sum()
 
     def loss(self, logits, y):
         if self.cfg.loss == "bce":
             return F.binary_cross_entropy_with_logits(logits.squeeze(1), y.float())
+        if not self.cfg.from_logits:      # probabilities: Keras's clipped cross-entropy
+            p = logits.clamp(1e-7, 1 - 1e-7)
+            return F.nll_loss(p.log(), y) if not self.cfg.label_smoothing else \
+                F.cross_entropy(p.log(), y, label_smoothing=self.cfg.label_smoothing)
         return F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
 
 
@@ -88,10 +99,11 @@ def per_process_batch(cfg: TrainConfig, place: Place) -> int:
     return cfg.batch_size // place.world_size
 
 
-def iterate(split, cfg: TrainConfig, dev, *, shuffle: bool, epoch: int, place: Place = Place()):
+def iterate(split, cfg: TrainConfig, dev, *, shuffle: bool, epoch: int, place: Place = Place(),
+            size: int | None = None):
     """Training batches of this process: tensor slices for in-memory data, a DataLoader with
     torch's DistributedSampler for file data; the same order either way (data.order)."""
-    size = per_process_batch(cfg, place)
+    size = size or per_process_batch(cfg, place)
     if isinstance(split, TensorData):
         return batches(split, size, shuffle=shuffle, seed=cfg.seed, epoch=epoch,
                        rank=place.rank, world_size=place.world_size)
@@ -116,19 +128,25 @@ def shard(split, place: Place):
 
 @torch.no_grad()
 def evaluate(run: Runner, split, cfg: TrainConfig, place: Place = Place()) -> dict[str, float]:
-    """Mean loss and accuracy over a split; with several processes, each scores its shard and
-    the sums are added up (the one collective of an evaluation)."""
+    """Mean loss and accuracy (and top-5 accuracy, when asked for) over a split; with several
+    processes, each scores its shard and the sums are added up (the one collective of an
+    evaluation)."""
     run.model.eval()
-    total = torch.zeros(2, device=run.dev, dtype=torch.float64)   # loss sum, correct
+    total = torch.zeros(3, device=run.dev, dtype=torch.float64)   # loss sum, correct, top-5
     n = 0
-    for x, y in iterate(shard(split, place), cfg, run.dev, shuffle=False, epoch=0):
+    for x, y in iterate(shard(split, place), cfg, run.dev, shuffle=False, epoch=0,
+                        size=cfg.val_batch_size or cfg.batch_size):
         x, y = run.prep(x, y)
-        loss, correct = run.score(run.eval_fwd, x, y)
-        total += torch.stack([loss.double() * len(y), correct.double()])
+        loss, correct, *five = run.score(run.eval_fwd, x, y, True) if run.top5 else run.score(run.eval_fwd, x, y)
+        total += torch.stack([loss.double() * len(y), correct.double(),
+                              five[0].double() if five else correct.double()])
         n += len(y)
     sums = torch.cat([total, torch.tensor([n], dtype=torch.float64, device=run.dev)])
-    loss_sum, correct, n = all_sum(sums).tolist()        # the one host sync of an evaluation
-    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1)}
+    loss_sum, correct, top5, n = all_sum(sums).tolist()   # the one host sync of an evaluation
+    out = {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1)}
+    if run.top5:
+        out["top5"] = top5 / max(n, 1)
+    return out
 
 
 def on_device(split, dev):

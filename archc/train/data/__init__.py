@@ -17,6 +17,10 @@ together).
 """
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+from pathlib import Path
+
 from archc.errors import SpecError, did_you_mean
 from archc.train.data.core import (
     Data, DataError, TensorData, as_float, batches, channel_stats, order, sampler, split_indices)
@@ -36,11 +40,38 @@ def open_data(arg: str, *, val_fraction: float = 0.1, seed: int = 0, input_shape
     """The data set named by a --data argument, NAME[:PATH].
 
     val_fraction, seed: the held-out split of sources without one of their own (digits,
-    synthetic, image files without val/). input_shape: the network's per-sample input, which
+    synthetic, image files without val/; MNIST and CIFAR, whose test split stays apart). input_shape: the network's per-sample input, which
     synthetic data takes and image files take their channel count from. num_classes: for
     synthetic (default 10). size: (H, W) to resize image files to (otherwise they must all
     be one size). rule: prefix -> label for files:DIR. download: fetch MNIST/CIFAR when the
     files are absent (fetch: url -> bytes, for tests). Every user error is a SpecError."""
+    data = _open(arg, val_fraction=val_fraction, seed=seed, input_shape=input_shape,
+                 num_classes=num_classes, size=size, rule=rule, download=download, fetch=fetch)
+    if data.val is None and data.test is not None:
+        data = carve_val(data, val_fraction, seed)
+    data.source = source_of(arg)
+    return data
+
+
+def source_of(arg: str) -> str:
+    """The --data argument in the form that reopens the same data from anywhere: the name
+    without aliases, a path made absolute (`mnist:~/d` -> `mnist:/home/me/d`)."""
+    name, _, path = arg.partition(":")
+    name = ALIASES.get(name.strip().lower(), name.strip().lower())
+    if path and name not in ("synthetic",):
+        path = str(Path(os.path.expanduser(path)).absolute())
+    return f"{name}:{path}" if path else name
+
+
+def carve_val(data: Data, val_fraction: float, seed: int) -> Data:
+    """A validation split of val_fraction of the training set (seeded), for sources that have
+    only train and test: best.pt is chosen on it, and the test split stays unseen."""
+    tr, va = split_indices(len(data.train), val_fraction, seed)
+    val = data.subset(data.train, va) if len(va) else None
+    return replace(data, train=data.subset(data.train, tr), val=val)
+
+
+def _open(arg: str, *, val_fraction, seed, input_shape, num_classes, size, rule, download, fetch) -> Data:
     name, _, path = arg.partition(":")
     name = ALIASES.get(name.strip().lower(), name.strip().lower())
     path = path or None
@@ -69,7 +100,7 @@ def open_data(arg: str, *, val_fraction: float = 0.1, seed: int = 0, input_shape
         try:
             n = int(path) if path else 1024
         except ValueError:
-            raise SpecError(f"synthetic:N takes a number of samples, not '{path}'") from None
+            raise SpecError(f"synthetic:N takes a number of samples, not '{path[:40]}'") from None
         return open_synthetic(n, input_shape, num_classes=num_classes or 10,
                               val_fraction=val_fraction, seed=seed)
     raise SpecError(f"unknown data set '{name}'{did_you_mean(name, SOURCES)}; "

@@ -2,8 +2,11 @@
 synthetic tensors of any input shape (benchmarks, smoke tests)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
+from archc import limits
 from archc.errors import SpecError
 from archc.train.data.core import Data, TensorData, split_indices
 
@@ -29,8 +32,11 @@ def open_synthetic(n: int, input_shape, *, num_classes: int = 10, val_fraction: 
         raise SpecError("synthetic data needs the network's input shape (input_shape=net.input)")
     if n < 1 or num_classes < 1:
         raise SpecError(f"synthetic: need at least one sample and one class, got {n} and {num_classes}")
-    g = torch.Generator().manual_seed(seed)
     shape = tuple(int(s) for s in input_shape)
+    nbytes = n * math.prod(shape) * 4                   # float32, checked before anything is made
+    if nbytes > limits.current().data_bytes:
+        raise limits.too_large("data_bytes", f"synthetic:{n} of shape {list(shape)} is too large", nbytes)
+    g = torch.Generator().manual_seed(seed)
     all_ = TensorData(torch.randn((n, *shape), generator=g),
                       torch.randint(num_classes, (n,), generator=g))
     tr, va = split_indices(n, val_fraction, seed)

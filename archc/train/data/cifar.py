@@ -7,6 +7,7 @@ helpers: a crafted "batch" cannot run code."""
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import pickle
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from archc.errors import SpecError
+from archc import limits
+from archc.emit.weights import regular_file
+from archc.errors import Location, SpecError
 from archc.train.data.core import Data, TensorData
 
 try:  # numpy >= 2 moved numpy.core to numpy._core; pickles name either
@@ -30,12 +33,36 @@ def _latin1_encode(text, encoding="latin1"):
     return codecs.encode(text, "latin1")
 
 
+# numpy's helpers as a pickle may call them, but never to allocate what the file does not hold:
+# an ndarray pickle reconstructs an empty array and then fills it from bytes in the file, so a
+# shape claimed there (np.ndarray((3_000_000_000,)) in 100 bytes) is refused.
+class _NdarrayType:
+    """`numpy.ndarray` as a pickle names it: the class _reconstruct is given, never called."""
+    def __call__(self, *a, **k):
+        raise pickle.UnpicklingError("refused: an array allocated by the pickle itself, not read from it")
+
+
+NDARRAY = _NdarrayType()
+
+
+def _reconstruct(subtype, shape, dtype):
+    if subtype is not NDARRAY or not isinstance(shape, tuple) or math.prod(shape) > 1:
+        raise pickle.UnpicklingError(f"refused: an array of shape {shape!r} reconstructed from nothing")
+    return multiarray._reconstruct(np.ndarray, shape, dtype)
+
+
+def _scalar(dtype, *obj):
+    if not isinstance(dtype, np.dtype) or dtype.itemsize > 64:
+        raise pickle.UnpicklingError("refused: a numpy scalar of an unusual type")
+    return multiarray.scalar(dtype, *obj)
+
+
 ALLOWED = {}
 for _mod in ("numpy.core", "numpy._core"):
-    ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
-    ALLOWED[(f"{_mod}.multiarray", "scalar")] = multiarray.scalar
-    ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol 5
-ALLOWED.update({("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _reconstruct
+    ALLOWED[(f"{_mod}.multiarray", "scalar")] = _scalar
+    ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol 5: data in the file
+ALLOWED.update({("numpy", "ndarray"): NDARRAY, ("numpy", "dtype"): np.dtype,
                 ("_codecs", "encode"): _latin1_encode})
 
 LAYOUT = {  # name -> (folder in the archive, train files, test file, label key, meta file, names key)
@@ -58,6 +85,10 @@ class SafeUnpickler(pickle.Unpickler):
 
 def load_pickle(path: Path) -> dict:
     """A batch file as a dict with str keys (Python 2 pickles decode with latin1, as numpy needs)."""
+    regular_file(path, "CIFAR batch")
+    if path.stat().st_size > limits.current().data_bytes:
+        raise limits.too_large("data_bytes", "CIFAR batch too large", path.stat().st_size,
+                               Location(str(path)))
     try:
         with open(path, "rb") as f:
             obj = SafeUnpickler(f, encoding="latin1").load()
@@ -97,7 +128,7 @@ def batch_dir(name: str, directory: Path) -> Path | None:
 
 
 def open_cifar(name: str, directory: str | None, *, download: bool = True, fetch=None) -> Data:
-    """cifar10 / cifar100: train and test; val is the test split."""
+    """cifar10 / cifar100: train and test; open_data carves the validation split out of train."""
     from archc.train.data import remote as dl
     folder, train, test, label_key, meta, names_key = LAYOUT[name]
     root = dl.data_root() / name if directory is None else Path(os.path.expanduser(directory))
@@ -113,5 +144,5 @@ def open_cifar(name: str, directory: str | None, *, download: bool = True, fetch
     if classes is None and name == "cifar10":
         classes = CIFAR10_CLASSES
     n = len(classes) if classes else int(max(tr.y.max(), te.y.max())) + 1
-    return Data(name=name, train=tr, val=te, test=te, num_classes=n, sample_shape=(3, 32, 32),
+    return Data(name=name, train=tr, val=None, test=te, num_classes=n, sample_shape=(3, 32, 32),
                 classes=list(classes) if classes else None)

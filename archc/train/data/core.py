@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, Subset
 
 from archc.errors import SpecError
 
@@ -47,7 +47,9 @@ class TensorData:
 class Data:
     """One data source, split. `train`/`val`/`test` are TensorData (in memory) or torch Datasets
     (decoded from files, for a DataLoader with workers). Where a source has no validation split
-    of its own but a test split (MNIST, CIFAR), `val` is the test split."""
+    of its own (MNIST, CIFAR: train and test), open_data carves `val` out of the training set;
+    the test split is never used to choose anything. `source`: the --data argument that
+    reopens it (paths absolute), as a run records it."""
     name: str
     train: TensorData | Dataset
     val: TensorData | Dataset | None
@@ -55,6 +57,10 @@ class Data:
     sample_shape: tuple[int, ...]
     classes: list[str] | None = None
     test: TensorData | Dataset | None = field(default=None)
+    source: str | None = None
+
+    def subset(self, part, idx: torch.Tensor):
+        return part.subset(idx) if isinstance(part, TensorData) else Subset(part, idx.tolist())
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
