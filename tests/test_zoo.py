@@ -167,18 +167,20 @@ SIZE_BOUND = {"lenet5", "seed_alexnet", "seed_food11", "seed_lenet5_tf", "seed_l
               "seed_lenet_mnist", "seed_lenet_eye", "seed_simplenet", "seed_vgg13_cifar", "seed_vgg16",
               "seed_cifar10_cnn"}
 SIZES = [(32, 40), (45, 37), (64, 72), (77, 69), (96, 104), (101, 93)]
-SIZES_FOR = {"inception_v3_aux": [(299, 307), (311, 303)]}     # the auxiliary head needs a 17x17 grid
+SIZES_FOR = {"inception_v3_aux": [(299, 307), (311, 303)],     # the auxiliary head needs a 17x17 grid
+             "s3d": [(211, 217), (217, 211)]}                  # its average pool is a fixed 2x7x7
 
 
 def compiled_at(entry, hw):
+    """The entry compiled at another height and width (a video's channels and frames kept)."""
     try:
-        return archc.load(entry.spec, variant=entry.variant, input=[entry_channels(entry), *hw])
+        return archc.load(entry.spec, variant=entry.variant, input=[*entry_leading(entry), *hw])
     except archc.SpecError:
         return None
 
 
-def entry_channels(entry) -> int:
-    return archc.load(entry.spec, variant=entry.variant).input[0]
+def entry_leading(entry) -> list[int]:
+    return list(archc.load(entry.spec, variant=entry.variant).input[:-2])
 
 
 def test_module_follows_the_input_size(model):

@@ -71,6 +71,9 @@ class Code:
 
     @contextmanager
     def block(self, header: str):
+        if header.startswith("if ") and header.endswith(":") and \
+                len(INDENT) * self.depth + len(header) > WIDTH:          # a long condition, wrapped
+            header = "if " + wrap(ast.parse(header[3:-1], mode="eval").body, len(INDENT) * self.depth + 3) + ":"
         self.add(header)
         self.depth += 1
         start = len(self.lines)

@@ -111,7 +111,15 @@ class ModuleWriter(LoopWriter):
             one = concrete.model_copy(update={"stride": 1})
             x = tuple(map(plain, t.shape))
             if tuple(op.infer(one, [x]))[1:] == x[1:]:
-                return ast.Compare(stride.node, [ast.NotEq()], [ast.Constant(1)])
+                # a list (`[1, stride, stride]`): some element not 1
+                parts = stride.node.elts if isinstance(stride.node, (ast.List, ast.Tuple)) else [stride.node]
+                tests, seen = [], set()
+                for p in parts:
+                    test = ast.Constant(p.value != 1) if is_const(p) else ast.Compare(p, [ast.NotEq()], [ast.Constant(1)])
+                    if text(test) not in seen:
+                        seen.add(text(test))
+                        tests.append(test)
+                return any_of(tests)
         return ast.Constant(not keeps)
 
     # -- a block -----------------------------------------------------------------------------------

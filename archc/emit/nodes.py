@@ -1,5 +1,5 @@
 """Python expressions as ast nodes, for the generated code: building and reading them, and
-rewrites that keep their meaning (`x * 1` -> `x`, `a if True else b` -> `a`)."""
+rewrites that keep their meaning (`x * 1` -> `x`, `a and s or b and s` -> `(a or b) and s`)."""
 from __future__ import annotations
 
 import ast
@@ -76,6 +76,10 @@ def simplify(node: ast.expr) -> ast.expr:
     if isinstance(node, ast.IfExp) and isinstance(node.orelse, ast.IfExp) \
             and ast.dump(node.orelse.test) == ast.dump(node.test):      # a if c else (b if c else d)
         return simplify(ast.IfExp(node.test, node.body, node.orelse.orelse))
+    if isinstance(node, ast.IfExp) and isinstance(node.orelse, ast.IfExp) \
+            and ast.dump(node.orelse.body) == ast.dump(node.body):      # a if c else (a if d else b)
+        test = simplify(ast.BoolOp(ast.Or(), [node.test, node.orelse.test]))
+        return simplify(ast.IfExp(test, node.body, node.orelse.orelse))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         x = node.operand
         if is_const(x):
@@ -89,19 +93,46 @@ def simplify(node: ast.expr) -> ast.expr:
             return simplify(ast.BoolOp(other, [simplify(ast.UnaryOp(ast.Not(), v)) for v in x.values]))
     if isinstance(node, ast.BoolOp):
         keep, absorbing = [], isinstance(node.op, ast.Or)   # `or` with a true part is true
-        for v in node.values:
+        seen = set()
+        for v in flat(node):
             if is_const(v):
                 if bool(v.value) == absorbing:
                     return ast.Constant(absorbing)
                 continue
-            keep.append(v)
+            if ast.dump(v) not in seen:         # `a or a` -> `a`
+                seen.add(ast.dump(v))
+                keep.append(v)
         if not keep:
             return ast.Constant(not absorbing)
-        return keep[0] if len(keep) == 1 else ast.BoolOp(node.op, keep)
+        if len(keep) == 1:
+            return keep[0]
+        return factored(keep) if absorbing else ast.BoolOp(node.op, keep)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("round", "int") \
             and len(node.args) == 1 and is_int(node.args[0]):
         return node.args[0]
     return node
+
+
+def flat(node: ast.BoolOp) -> list[ast.expr]:
+    """The operands of `a or (b or c)`: a, b, c."""
+    out = []
+    for v in node.values:
+        out += flat(v) if isinstance(v, ast.BoolOp) and type(v.op) is type(node.op) else [v]
+    return out
+
+
+def factored(parts: list[ast.expr]) -> ast.expr:
+    """`a and s or b and s` -> `(a or b) and s`: a condition every alternative shares, once."""
+    conj = [flat(p) if isinstance(p, ast.BoolOp) and isinstance(p.op, ast.And) else [p] for p in parts]
+    common = [c for c in conj[0] if all(any(ast.dump(c) == ast.dump(d) for d in other) for other in conj[1:])]
+    if not common:
+        return ast.BoolOp(ast.Or(), parts)
+    keys = {ast.dump(c) for c in common}
+    rests = [[d for d in cs if ast.dump(d) not in keys] for cs in conj]
+    if any(not r for r in rests):          # one alternative is the common part alone: it absorbs
+        return simplify(ast.BoolOp(ast.And(), common))
+    alts = [r[0] if len(r) == 1 else ast.BoolOp(ast.And(), r) for r in rests]
+    return simplify(ast.BoolOp(ast.And(), [simplify(ast.BoolOp(ast.Or(), alts)), *common]))
 
 
 NEGATE = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE,

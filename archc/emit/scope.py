@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from archc.emit.code import INDENT, Code
 from archc.emit.entries import CHILD, TRUE, replace_name
-from archc.emit.sym import closed_of, plain, is_const, make, name, names_in, substitute, text
+from archc.emit.sym import closed_of, plain, is_const, make, name, names_in, simplify, substitute, text
 from archc.emit.values import Env
 from archc.errors import SpecError
 
@@ -149,7 +149,7 @@ def merge_branch(cond: ast.expr, then, other, lets: dict[str, ast.expr], on: boo
 def _merge(cond, tn, en, lets, value, runtime):
     if tn is not None and en is not None and (ast.dump(tn) == ast.dump(en) or implied_equal(cond, tn, en, lets)):
         return make(value, tn, runtime)
-    node = None if tn is None or en is None else ast.IfExp(cond, tn, en)
+    node = None if tn is None or en is None else simplify(ast.IfExp(cond, tn, en))   # `a if c else (b if c else d)`
     return make(value, node, runtime)
 
 
@@ -192,7 +192,6 @@ def expand_lets(node: ast.expr, lets: dict[str, ast.expr], extra: dict[str, ast.
 
 def either(cond: ast.expr, then: ast.expr | None, other: ast.expr | None) -> ast.expr | None:
     """The condition `then` where cond holds, else `other` (both conditions)."""
-    from archc.emit.sym import simplify
     if then is None or other is None:
         return None
     if ast.dump(then) == ast.dump(other):

@@ -202,6 +202,13 @@ def spatial_rank(shape: Shape, op: str) -> int:
     return len(shape) - 1
 
 
+def all_same(t) -> bool:
+    """Every item equal and written alike: a generated constructor may then give one value for
+    all of them (the emitter's symbolic values show their expression as repr, so `(1, s, s)`
+    stays a tuple even where s == 1)."""
+    return len({repr(x) for x in t}) == 1
+
+
 def ntuple(v, n: int, what: str) -> tuple[int, ...]:
     """An int or a list of n ints as an n-tuple."""
     if isinstance(v, (list, tuple)):

@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, ntuple, register, same_pad, spatial_rank, window_out
+from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, all_same, ntuple, register, same_pad, spatial_rank
+from archc.ops.base import window_out
 from archc.ops.base import brief, window_text
 from archc.ops.base import Reach, Saved
 from archc.ops.base import WEIGHTED_DEFAULTS, module_kind
@@ -109,11 +110,11 @@ def torch_padding(pads):
     if any(lo != hi for lo, hi in pads):
         return None
     p = tuple(lo for lo, _ in pads)
-    return p[0] if len(set(p)) == 1 else p
+    return p[0] if all_same(p) else p
 
 
 def compact(t: tuple):
-    return t[0] if len(set(t)) == 1 else t
+    return t[0] if all_same(t) else t
 
 
 CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, Shape, ntuple, register, spatial_rank
+from archc.ops.base import Ctor, Op, OpArgs, Shape, all_same, ntuple, register, spatial_rank
 from archc.ops.base import REGISTRY, Reach, Saved
 from archc.ops.conv import compact
 
@@ -70,7 +70,7 @@ class Pad(Op):
     def module(self, a: PadArgs, ins, out):
         n = spatial_rank(ins[0], self.name)
         p = self.sides(a, ins[0])
-        args = [("padding", p[0] if len(set(p)) == 1 else p)]
+        args = [("padding", p[0] if all_same(p) else p)]
         if a.mode == "constant":
             args.append(("value", a.value))
         return Ctor(f"nn.{PAD_MODULES[a.mode]}{n}d", args, npos=len(args))
