@@ -150,10 +150,10 @@ def render_class(name_: str, parts: Parts) -> str:
     body += [INDENT * 2 + ln if ln else ln for ln in parts.super_call.split("\n")]
     body += parts.init + parts.init_tail
     out += body
+    for m in parts.extra_methods:         # right after __init__, which calls them
+        out += [""] + [INDENT + ln if ln else ln for ln in m.strip("\n").split("\n")]
     if parts.forward:
         out += ["", f"{INDENT}def forward(self, x):"] + parts.forward
-    for m in parts.extra_methods:
-        out += [""] + [INDENT + ln if ln else ln for ln in m.strip("\n").split("\n")]
     return "\n".join(out)
 
 
@@ -178,6 +178,10 @@ class BlockClasses:
     """The block classes of one emission, translated on demand and memoised per instance."""
 
     def block_class(self, block: str, params: dict, in_shape: tuple, at) -> tuple[ClassInfo, Face]:
+        if block not in self.first_seen:
+            self.first_seen.append(block)
+        if self.stack:
+            self.inside.setdefault(block, set()).add(self.stack[-1])
         key = (block, repr(sorted(params.items())), in_shape)
         hit = self.faces.get(key)
         if hit is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 
 from archc import ops
-from archc.emit.code import NeedsRuntime, call, ctor_text, sequential
+from archc.emit.code import Choice, NeedsRuntime, call, ctor_text, sequential
+from archc.emit.init_rules import record_module
 from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_of, any_of, attach, domain, involved,
                                 replace_name, shaped, supports)
 from archc.emit.loops import LoopWriter
@@ -44,6 +45,8 @@ class ModuleWriter(LoopWriter):
             raise emit_error(item.at, f"op '{item.kind}' has no module")
         for s in supports(ctor):
             self.em.support[s.strip("\n")] = None
+        for one in ctor.cases if isinstance(ctor, Choice) else [ctor]:
+            record_module(self.em, one[1] if isinstance(one, tuple) else one, op.tensors(a, [t.shape], out))
         mod = Mod(out, self.op_changes(op, a, t, out), lambda d, f: ctor_text(ctor, d, f))
         try:
             ctor_text(ctor, 0)

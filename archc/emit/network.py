@@ -80,9 +80,11 @@ def root_class(em) -> Root:
     parts.forward = forward_lines(st, returns(st, outs))
     em.store_constants(st, parts)
     init = em.weights_init()
-    if init is not None:
-        parts.init_tail = [f"{INDENT * 2}self._init_weights()"]
-        parts.extra_methods = ["\n".join(["def _init_weights(self):", *(INDENT + ln for ln in init.lines)])]
+    if init is not None:        # the vars it reads are its arguments
+        args = ", ".join(init.reads)
+        parts.init_tail = [f"{INDENT * 2}self._init_weights({args})"]
+        parts.extra_methods = ["\n".join([f"def _init_weights({', '.join(['self', *init.reads])}):",
+                                          *(INDENT + ln for ln in init.lines)])]
     root.text = render_class(cls, parts)
     return root
 
@@ -222,6 +224,12 @@ def constructor_call(em, root: Root) -> str:
         v = em.spec.variants[net.variant]
         at_variant = default_vars(em.spec, {k: resolve(r, {**default_vars(em.spec)}) for k, r in v.vars.items()})
         extra = {k: val for k, val in net.vars.items() if not same(at_variant.get(k), val)}
-        if not extra:
-            return f"{function_name(em, net.variant)}()"
+        if not set(extra) & set(v.vars) and function_name(em, net.variant).isidentifier():
+            # the builder passes its own vars; others go through its **kwargs, those the class
+            # computes from them (vars defined by expressions) only where they differ
+            base = {k: x for k, x in extra.items() if not is_expression(em.spec.vars.get(k))}
+            computed = default_vars(em.spec, {**{k: at_variant[k] for k in v.vars}, **base})
+            args = ", ".join(f"{k}={literal(val)}" for k, val in extra.items()
+                             if k in base or not same(computed.get(k), val))
+            return f"{function_name(em, net.variant)}({args})"
     return f"{root.name}({', '.join(f'{k}={literal(v)}' for k, v in passed.items())})"

@@ -42,6 +42,12 @@ class Emission(BlockClasses):
         self.names_taken = {camel(net.name), *RESERVED_CLASS_NAMES, *reserved}
         self.block_names: dict[str, str] = {}
         self.init: InitCode | None = None
+        # for the init code: torch classes built, tensors their constructors may leave out, and
+        # blocks in the order met, with the blocks whose classes build each one
+        self.built: set[str] = set()
+        self.presence: dict = {}
+        self.first_seen: list[str] = []
+        self.inside: dict[str, set[str]] = {}
 
     def parse(self, raw, at, index=None):
         if not isinstance(raw, dict):
@@ -65,7 +71,10 @@ class Emission(BlockClasses):
     def weights_init(self) -> InitCode | None:
         """The body of the network's `_init_weights` (None: PyTorch's defaults throughout); block
         rules select instances by their class, one per block."""
-        self.init = init_code(self.net, {b: [self.class_name(b)] for b in self.net.init.blocks})
+        from archc.emit.init_rules import written
+        self.init = init_code(self.net, written(self))
+        if self.init is not None:
+            self.init.reads = {k: None for k in self.spec.vars if k in self.init.reads}
         return self.init
 
     def source(self) -> str:

@@ -92,6 +92,14 @@ class Densenet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten1 = nn.Flatten()
         self.classifier = nn.Linear(channels + block_config[3] * growth, num_classes)
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         x = self.features(x)

@@ -3,7 +3,7 @@
 Standalone: needs only torch. Edit freely.
 Built for: efficientnet_b0() on input [N, 3, 224, 224]
 """
-from math import ceil
+from math import ceil, sqrt
 
 import torch
 import torch.nn.functional as F
@@ -169,6 +169,17 @@ class Efficientnet(nn.Module):
         channels = 4 * make_divisible(stages[6][3] * width_mult, 8)
         self.classifier.append(nn.Dropout(dropout))
         self.classifier.append(nn.Linear(channels, num_classes))
+        self._init_weights(num_classes)
+
+    def _init_weights(self, num_classes):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.uniform_(m.weight, a=-1 / sqrt(num_classes), b=1 / sqrt(num_classes))
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         x = self.features(x)

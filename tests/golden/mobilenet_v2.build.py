@@ -97,6 +97,15 @@ class MobilenetV2(nn.Module):
         channels = make_divisible(1280 * max(1.0, width_mult), 8)
         self.classifier.append(nn.Dropout(0.2))
         self.classifier.append(nn.Linear(channels, num_classes))
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         x = self.features(x)

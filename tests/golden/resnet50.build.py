@@ -49,7 +49,7 @@ class Resnet50(nn.Module):
     """ResNet-50 v1.5 (He et al., 2015), torchvision layout (stride on the 3x3 conv). Input:
     [N, 3, 224, 224]."""
 
-    def __init__(self, num_classes=1000):
+    def __init__(self, num_classes=1000, zero_init_residual=False):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -75,6 +75,16 @@ class Resnet50(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten1 = nn.Flatten()
         self.fc = nn.Linear(channels, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
 
     def forward(self, x):
         x = self.conv1(x)
