@@ -162,6 +162,24 @@ def test_rule_order_spec_then_blocks_then_layers():
     assert constants(net_of(ORDERED, zero=False).to_module())["b1.bn.weight"] == 1
 
 
+def test_layer_init_in_a_block_once_per_definition_or_per_instance_where_they_differ():
+    blocks = """blocks:
+      unit:
+        params: {v: 1.0}
+        layers:
+          - conv: {out: 4, k: 1, name: same, init: {weight: 0.5}}
+          - conv: {out: 4, k: 1, name: own, init: {weight: "${v}"}}"""
+    net = net_of(spec("- unit: {v: 1.0}\n- unit: {v: 2.0}\n- unit: {v: 1.0}", blocks=blocks))
+    src = net.source()
+    body = src[src.index("def _init_weights"):]
+    # alike in every instance: one line in the block's loop; differing: one line per instance
+    assert body.count("nn.init.constant_(m.same.weight, 0.5)") == 1
+    assert "m.own.weight" not in body and body.count("nn.init.constant_(self.") == 3
+    got = constants(net.to_module())
+    assert [got[f"unit{j}.own.weight"] for j in (1, 2, 3)] == [1.0, 2.0, 1.0]
+    assert all(got[f"unit{j}.same.weight"] == 0.5 for j in (1, 2, 3))
+
+
 def test_generated_code_reads_like_torchvision():
     src = archc.load("resnet18", zero_init_residual=True).source()
     body = src[src.index("def _init_weights(self, zero_init_residual):"):src.index("def forward", src.index("def _init_weights"))]

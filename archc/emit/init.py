@@ -217,11 +217,12 @@ def block_loops(entries: list[tuple[str, list[str]]]) -> list[str]:
 
 def layer_rules(net: Network) -> dict[str | None, list[Rule]]:
     """The layers' own `init:` as exact-path rules of the innermost block that holds them (None:
-    the network's own layers)."""
+    the network's own layers): one rule per layer of the block's definition where every instance
+    starts it alike, else one per instance, by its full path."""
     owner: dict[str, tuple[str, str]] = {}
     for inst, path in block_instances(net.root):
         owner[path] = (inst.block, path)
-    out: dict[str | None, list[Rule]] = {}
+    found: dict[tuple, list[tuple[str, Scheme]]] = {}        # (block, rel path, tensor) -> (full path, scheme)
     for n in net.nodes:
         if not n.init:
             continue
@@ -235,7 +236,13 @@ def layer_rules(net: Network) -> dict[str | None, list[Rule]]:
         rel = n.name[len(prefix) + 1:] if prefix else n.name
         for key, scheme in n.init.items():
             path, tname = split(f"{rel}.{key}")
-            out.setdefault(block, []).append(Rule((), (path,), {tname: scheme}, scheme.at))
+            found.setdefault((block, path, tname), []).append((split(f"{n.name}.{key}")[0], scheme))
+    out: dict[str | None, list[Rule]] = {}
+    for (block, path, tname), hits in found.items():
+        if all(sc == hits[0][1] for _, sc in hits):
+            out.setdefault(block, []).append(Rule((), (path,), {tname: hits[0][1]}, hits[0][1].at))
+        else:
+            out.setdefault(None, []).extend(Rule((), (full,), {tname: sc}, sc.at) for full, sc in hits)
     return out
 
 
