@@ -21,7 +21,7 @@ from archc.emit.network import passed_vars  # noqa: E402
 from archc.emit.pytorch import class_name, load_source  # noqa: E402
 from archc.spec import zoo  # noqa: E402
 
-SMALL = 96      # input side for the ImageNet-size entries (what they compile at); 32-pixel ones keep theirs
+SMALL = 96      # input side for the ImageNet-size and video entries (what they compile at); 32-pixel ones keep theirs
 
 
 def close(a, b) -> bool:
@@ -31,10 +31,10 @@ def close(a, b) -> bool:
 
 def check(entry) -> dict:
     net = archc.load(entry.spec, variant=entry.variant)
-    if net.input[-1] > 128:
-        for side in (SMALL, 160, 299):
+    if net.input[-1] > 128 or len(net.input) > 3:          # a video's channels and frames kept
+        for side in (SMALL, 160, 224, 299):
             try:
-                net = archc.load(entry.spec, variant=entry.variant, input=[net.input[0], side, side])
+                net = archc.load(entry.spec, variant=entry.variant, input=[*net.input[:-2], side, side])
                 break
             except archc.SpecError:
                 continue
