@@ -217,10 +217,12 @@ def test_build_to_file(run, tmp_path):
 
 
 def test_build_respects_flags(run):
+    """The class is the spec's; the header says how to build what was asked for."""
     src = run("build", "resnet_small.yaml", "--variant", "tiny").stdout
-    assert "nn.Linear(64, 5)" in src and "Input: [N, 3, 16, 16]" in src
+    assert "Built for: resnet_small_tiny() on input [N, 3, 16, 16]" in src
+    assert "def resnet_small_tiny(**kwargs):" in src and "nn.Linear(channels, num_classes)" in src
     src = run("build", "resnet_small.yaml", "--set", "num_classes=3", "--input", "3x8x8").stdout
-    assert "nn.Linear(64, 3)" in src and "Input: [N, 3, 8, 8]" in src
+    assert "Built for: ResnetSmall(num_classes=3) on input [N, 3, 8, 8]" in src
 
 
 def test_build_weights_checked(run, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ torch = pytest.importorskip("torch")
 HERE = Path(__file__).parent
 SPECS = HERE / "specs"
 ROOT = HERE.parent
-NAMES = ["lenet5", "resnet_small", "inception_small", "aux_head", "uses_blocks"]
+NAMES = ["lenet5", "resnet_small", "inception_small", "aux_head", "uses_blocks", "conditional"]
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -186,7 +185,7 @@ def test_module_carries_its_source(case):
     assert net.source() == net.source()           # deterministic
 
 
-# (i) one class per block definition, params named after the block's params -----------------------
+# (i) one class per block definition, with the block's params; the network class takes the vars -----
 
 def classes_of(src: str) -> dict[str, list[str]]:
     """Class name -> __init__ parameter names (without self)."""
@@ -198,48 +197,49 @@ def classes_of(src: str) -> dict[str, list[str]]:
     return out
 
 
-def test_one_class_per_structural_variant():
+def test_one_class_per_block_definition():
     net = archc.load(SPECS / "resnet_small.yaml")
     src = net.source()
     classes = classes_of(src)
-    bottlenecks = [c for c in classes if c.startswith("Bottleneck")]
-    instances = [m for m in net.root.children if m.attr.startswith("layer") for m in m.children]
-    assert len(instances) == 6
-    # identity and projection shortcuts share one class: `downsample` is optional, as in torchvision
-    assert bottlenecks == ["Bottleneck"]
-    assert list(classes)[-1] == "ResnetSmall"
-    # named after the block's params (and the optional child), not generic names
-    assert classes["Bottleneck"] == ["c_in", "width", "stride", "downsample"]
-    # the spec's own expression survives: `width * 4`, as written in the block
-    assert "nn.Conv2d(width, width * 4, 1, bias=False)" in src
-    assert ") if downsample else None" in src
+    # identity and projection shortcuts are one class: `downsample` is built where the shape
+    # changes, as torchvision's Bottleneck does
+    assert list(classes) == ["Bottleneck", "ResnetSmall"]
+    assert classes["Bottleneck"] == ["c_in", "width", "stride"]       # the block's params
+    assert classes["ResnetSmall"] == ["num_classes", "base"]          # the spec's vars
+    assert "def __init__(self, c_in, width, stride=1):" in src        # with the spec's defaults
+    assert "nn.Conv2d(width, width * 4, 1, bias=False)" in src        # the spec's own expression
+    assert "if stride != 1 or c_in != width * 4:" in src
     assert "identity = x if self.downsample is None else self.downsample(x)" in src
-    assert len(re.findall(r"\bBottleneck\(\d", src)) == 6       # six instances, one class
-    assert len(re.findall(r"downsample=True", src)) == 2
+    assert "self.layer2.append(Bottleneck(channels, width=base * 2, stride=2 if i == 0 else 1))" in src
+    assert "def resnet_small_tiny(**kwargs):" in src and "return ResnetSmall(num_classes=5, **kwargs)" in src
 
 
 def test_parallel_block_classes():
-    net = archc.load(SPECS / "inception_small.yaml")
-    classes = classes_of(net.source())
-    assert set(classes) >= {"ConvBn", "Inception", "InceptionSmall"}
-    assert len([c for c in classes if c.startswith("ConvBn")]) == 1
-    assert len([c for c in classes if c.startswith("Inception") and c != "InceptionSmall"]) == 1
-    block_params = {"ConvBn": {"out", "k", "stride", "pad"},
-                    "Inception": {"c1", "c3r", "c3", "c5r", "c5", "pool"}}
-    for c, allowed in block_params.items():
-        params = classes[c]
-        assert params and params[0] == "c_in"
-        assert set(params[1:]) <= allowed, params
+    src = archc.load(SPECS / "inception_small.yaml").source()
+    classes = classes_of(src)
+    assert list(classes) == ["GlobalAvgPool", "ConvBn", "Inception", "InceptionSmall"]
     assert classes["Inception"] == ["c_in", "c1", "c3r", "c3", "c5r", "c5", "pool"]
-    assert classes["ConvBn"] == ["c_in", "out", "k", "pad"]      # stride is 1 everywhere: inlined
+    assert classes["ConvBn"] == ["c_in", "out", "k", "stride", "pad"]     # stride too, though always 1
+    assert "ConvBn(c_in, out=c5r)" in src and "ConvBn(c5r, out=c5, k=5, pad=2)" in src
+    assert "self.inc3b = Inception(40, c1=16, c3r=12, c3=24, c5r=6, c5=10, pool=14)" in src
 
 
-def test_block_params_preferred_over_c_in():
-    """Where a block param equals c_in in every instance, output sizes take the param's name."""
+def test_block_from_a_block_file():
     src = archc.load(SPECS / "uses_blocks.yaml").source()
     classes = classes_of(src)
-    assert classes["Basic"] == ["c_in", "out", "stride", "downsample"]
+    assert classes["Basic"] == ["c_in", "out", "stride"]
     assert "self.bn2 = nn.BatchNorm2d(out)" in src
+    assert "nn.Conv2d(c_in, out, 1, stride=stride, bias=False)" in src   # shortcut: auto
+
+
+def test_conditions_become_optional_children():
+    src = archc.load(SPECS / "conditional.yaml").source()
+    assert "self.skip = nn.Conv2d(c_in, out, 1, stride=stride, bias=False) if project else None" in src
+    assert "h = body + (shortcut if self.project else x)" in src
+    assert "__constants__ = ['project']" in src
+    assert "nn.ReLU() if act == 'relu' else nn.Hardswish()," in src
+    assert "self.norm = nn.BatchNorm2d(12) if bn else None" in src
+    assert "def conditional_plain(**kwargs):" in src
 
 
 def test_seq_block_is_a_sequential_subclass():
@@ -381,8 +381,9 @@ def test_inline_structures(inline):
         model.eval()
 
 
-def test_lifted_params_follow_the_spec():
-    """c_in for input sizes, the block's params for the rest, multiples by the smallest factor."""
+def test_params_follow_the_spec():
+    """The block's params with its defaults, in its order (keyword-only after a required one that
+    follows a default); the layers use them as the spec writes them."""
     import textwrap
     net = archc.load("archc: 1\nname: t\ninput: [3, 16, 16]\n" + textwrap.dedent("""
         blocks:
@@ -397,11 +398,11 @@ def test_lifted_params_follow_the_spec():
           - unit: {out: 16, stride: 2}
     """))
     src = net.source()
-    assert classes_of(src)["Unit"] == ["c_in", "stride", "out"]
+    assert "def __init__(self, c_in, stride=1, *, out):" in src
     assert "self.conv1 = nn.Conv2d(c_in, out, 3, stride=stride, padding=1, bias=False)" in src
     assert "self.dw = nn.Conv2d(out, out, 3, padding=1, groups=out, bias=False)" in src
     assert "self.expand = nn.Conv2d(out, out * 4, 1, bias=False)" in src
-    assert "Unit(3, stride=1, out=8)" in src and "Unit(32, stride=2, out=16)" in src
+    assert "Unit(3, out=8)" in src and "Unit(32, stride=2, out=16)" in src
 
 
 def test_input_read_through_an_expression_is_kept():

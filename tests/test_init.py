@@ -162,13 +162,36 @@ def test_rule_order_spec_then_blocks_then_layers():
     assert constants(net_of(ORDERED, zero=False).to_module())["b1.bn.weight"] == 1
 
 
+def test_layer_init_in_a_block_once_per_definition_or_per_instance_where_they_differ():
+    blocks = """blocks:
+      unit:
+        params: {v: 1.0}
+        layers:
+          - conv: {out: 4, k: 1, name: same, init: {weight: 0.5}}
+          - conv: {out: 4, k: 1, name: own, init: {weight: "${v}"}}"""
+    net = net_of(spec("- unit: {v: 1.0}\n- unit: {v: 2.0}\n- unit: {v: 1.0}", blocks=blocks))
+    src = net.source()
+    body = src[src.index("def _init_weights"):]
+    # alike in every instance: one line in the block's loop; differing: one line per instance
+    assert body.count("nn.init.constant_(m.same.weight, 0.5)") == 1
+    assert "m.own.weight" not in body and body.count("nn.init.constant_(self.") == 3
+    got = constants(net.to_module())
+    assert [got[f"unit{j}.own.weight"] for j in (1, 2, 3)] == [1.0, 2.0, 1.0]
+    assert all(got[f"unit{j}.same.weight"] == 0.5 for j in (1, 2, 3))
+
+
 def test_generated_code_reads_like_torchvision():
     src = archc.load("resnet18", zero_init_residual=True).source()
-    body = src[src.index("def _init_weights(self):"):src.index("def forward", src.index("def _init_weights"))]
+    body = src[src.index("def _init_weights(self, zero_init_residual):"):src.index("def forward", src.index("def _init_weights"))]
     assert "for m in self.modules():\n            if isinstance(m, nn.Conv2d):\n" \
            "                nn.init.kaiming_normal_(m.weight, mode=\"fan_out\", nonlinearity=\"relu\")" in body
-    assert "if isinstance(m, BasicBlock):\n                nn.init.zeros_(m.bn2.weight)" in body
-    assert "self._init_weights()" in src
+    # the block rules' `when: $zero_init_residual` is the var, tested, as torchvision tests it; every
+    # block class has its rule, whichever block this variant uses
+    assert "        if zero_init_residual:\n            for m in self.modules():\n" \
+           "                if isinstance(m, BasicBlock):\n                    nn.init.zeros_(m.bn2.weight)\n" \
+           "                elif isinstance(m, Bottleneck):\n                    nn.init.zeros_(m.bn3.weight)" in body
+    assert "self._init_weights(zero_init_residual)" in src
+    assert archc.load("resnet101").source().split('"""', 2)[2] == archc.load("resnet18").source().split('"""', 2)[2]
     # no init section, no method: PyTorch's defaults, as torchvision's AlexNet
     assert "_init_weights" not in archc.load("alexnet").source()
 
@@ -204,10 +227,10 @@ def test_standalone_source_starts_like_to_module_seed_for_seed(tmp_path, entry, 
     path = tmp_path / f"gen_{entry}.py"
     path.write_text(net.source())
     mod = load_file_module(path, f"gen_{entry}")
-    cls = next(v for k, v in vars(mod).items() if isinstance(v, type) and v.__module__ == mod.__name__
-               and k.lower() == net.name.replace("_", "").lower())
+    # the call the file's docstring names: `Built for: resnet18(zero_init_residual=True) on input ...`
+    built_for = mod.__doc__.split("Built for: ")[1].split(" on input")[0]
     torch.manual_seed(0)
-    a = cls().state_dict()
+    a = eval(built_for, vars(mod)).state_dict()
     torch.manual_seed(0)
     b = net.to_module().state_dict()
     assert list(a) == list(b)

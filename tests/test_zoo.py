@@ -37,6 +37,15 @@ def unreproducible(key: str, state: dict) -> bool:
     return bool(m) and f"{m[1]}.running_mean" in state
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # small inputs: on two shared cores, more threads only contend
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class Built:
     """One zoo entry compiled, its emitted module under deterministic weights, its reference."""
 
@@ -148,6 +157,60 @@ def test_leaf_output_shapes(model):
     assert missing == []
     wrong = {k: (got[k], v) for k, v in model.fixture["leaf_output_shapes"].items() if k in got and got[k] != v}
     assert wrong == {}
+
+
+# ------------------------------------------------------------------ sizes that follow the input
+
+# Entries whose weights depend on the input size (a flatten straight into a linear layer): their
+# module is built for the spec's own size, and is checked against the compiled network there.
+SIZE_BOUND = {"lenet5", "seed_alexnet", "seed_food11", "seed_lenet5_tf", "seed_lenet5_tf_bn",
+              "seed_lenet_mnist", "seed_lenet_eye", "seed_simplenet", "seed_vgg13_cifar", "seed_vgg16",
+              "seed_cifar10_cnn"}
+SIZES = [(32, 40), (45, 37), (64, 72), (77, 69), (96, 104), (101, 93)]
+SIZES_FOR = {"inception_v3_aux": [(299, 307), (311, 303)],     # the auxiliary head needs a 17x17 grid
+             "s3d": [(211, 217), (217, 211)]}                  # its average pool is a fixed 2x7x7
+
+
+def compiled_at(entry, hw):
+    """The entry compiled at another height and width (a video's channels and frames kept)."""
+    try:
+        return archc.load(entry.spec, variant=entry.variant, input=[*entry_leading(entry), *hw])
+    except archc.SpecError:
+        return None
+
+
+def entry_leading(entry) -> list[int]:
+    return list(archc.load(entry.spec, variant=entry.variant).input[:-2])
+
+
+def test_module_follows_the_input_size(model):
+    """The module built for the spec's input gives, at other sizes, what the spec compiled at
+    those sizes gives (run node by node), under the same weights."""
+    from ir_exec import run_ir
+    state = model.module.state_dict()
+    if model.name in SIZE_BOUND:
+        nets = [model.net]
+    else:
+        sizes = SIZES_FOR.get(model.name, SIZES)
+        nets = [n for n in (compiled_at(model.entry, hw) for hw in sizes) if n is not None][:2]
+        assert len(nets) == 2
+        for net in nets:
+            assert net.state_dict_shapes() == model.net.state_dict_shapes(), "weights follow the size"
+    for net in nets:
+        x = fixture_input(net.input, batch=1)
+        with torch.no_grad():
+            torch.testing.assert_close(model.module(x), run_ir(net, state, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SIZE_BOUND))
+def test_size_bound_entries_flatten_into_a_linear_layer(name):
+    """(the others are held to the same weights at every size by the test above)"""
+    e = ENTRIES[name]
+    base = archc.load(e.spec, variant=e.variant)
+    others = [n for n in (compiled_at(e, hw) for hw in SIZES) if n is not None][:2]
+    assert any(n.state_dict_shapes() != base.state_dict_shapes() for n in others)
+    ops = [n.op.name for n in base.nodes]
+    assert "flatten" in ops and ops.index("linear") > ops.index("flatten")
 
 
 def test_every_fixture_has_a_zoo_entry():

@@ -1,217 +1,321 @@
-"""Turning block instances into classes: one class per block definition (per structural variant),
-with the constructor literals that differ between instances lifted into `__init__` params that
-are named after the block's own params where the values say so (`width`, `c_in`, `width * 4`)."""
+"""One class per block definition: the definition translated for each instance it has (each
+with its own values), every translation required to read the same; its signature is the block's
+params with their defaults, the input channels where it uses them, and the vars it reads."""
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.ir.graph import Module
+from archc.emit.body import Writer
+from archc.emit.code import INDENT, Code, literal
+from archc.emit.entries import write_entries
+from archc.emit.scope import ClassState, Names, T, closed_of, emit_error, expand_lets
+from archc.emit.sym import PLACEHOLDERS, Named, make, name, names_in, plain, text
+from archc.emit.values import Env, sym
+from archc.errors import ShapeError
+from archc.spec.blocks import REQUIRED, param_decl
+from archc.spec.expand import shape_facts
+from archc.spec.layers import explicit_names, reads_input, tree_at
 
-HOLE = re.compile(r"\x00(\d+)\x00")
+LARGE = 512        # a spatial size any block fits, for code of branches not taken
 
-
-@dataclass
-class Hole:
-    """A literal in generated code: inlined when all instances agree, else a constructor param."""
-    kw: str | None          # keyword name, or None when positional
-    ctx: str                # attribute path + arg name, for fallback param names
-    value: Any
-    default: Any = ...      # `...`: no default, always written
-
-
-MISSING = object()   # the value of a literal an instance does not have (its optional child is absent)
-
-
-class CannotMerge(Exception):
-    """Two variants of a block cannot share one class cleanly."""
+# names the generated file binds at module level; a class must not shadow them
+RESERVED_CLASS_NAMES = frozenset({"F", "OrderedDict", "torch", "nn", "Final"})
 
 
-@dataclass
-class Entry:
-    """Where one child's constructor sits in a template: init lines [l0, l1), holes [h0, h1)."""
-    attr: str
-    l0: int
-    l1: int
-    h0: int
-    h1: int
+def camel(name: str) -> str:
+    """A block or network name as a class name: `inverted_residual` -> `InvertedResidual`
+    (`none` -> `NoneBlock`: never a keyword)."""
+    parts = re.split(r"[_\-\s]+", name)
+    out = "".join(p[:1].upper() + p[1:] for p in parts if p)
+    out = out if out and out[0].isalpha() else "Block" + out
+    return out + "Block" if keyword.iskeyword(out) else out
 
 
-@dataclass
-class Template:
-    base: str                       # 'nn.Module' or 'nn.Sequential'
-    init: list[str]                 # lines of __init__ body, with hole markers
-    forward: list[str]
-    holes: list[Hole]
-    entries: list[Entry] = field(default_factory=list)
+# characters a docstring cannot hold as themselves: NUL, CR, and lone surrogates (not UTF-8)
+_UNWRITABLE = re.compile("[\\x00\\r\\ud800-\\udfff]")
 
-    def key(self):
-        return (self.base, tuple(self.init), tuple(self.forward),
-                tuple((h.kw, h.ctx, h.default is ...) for h in self.holes))
+
+def docstring(text_: str) -> str:
+    """Spec text (`doc:`, file and block names) as the inside of a triple-quoted docstring: quotes
+    and backslashes escaped, so nothing from a spec can close the string and become code, and
+    characters that cannot be written as UTF-8 source as escapes. Every spec string that reaches
+    generated source as text goes through here (the rest is written with repr or ast.unparse)."""
+    text_ = text_.replace("\\", "\\\\").replace('"', '\\"')
+    return _UNWRITABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text_)
 
 
 @dataclass
 class ClassInfo:
+    """A generated class as its callers see it."""
     name: str
-    template: Template
-    params: list[str] = field(default_factory=list)            # constructor params, in order
-    hole_text: dict[int, str] = field(default_factory=dict)    # hole -> param expression
-    constant: dict[int, Any] = field(default_factory=dict)     # hole -> inlined value
-    param_of_hole: dict[int, str] = field(default_factory=dict)
-    flags: dict[int, dict[str, bool]] = field(default_factory=dict)   # id(instance) -> flag values
+    block: str
+    text: str
+    takes_c_in: bool
+    vars: list[str]
+    parts: Any = None
+    out_channels: str | None = None     # its output channels, in its own __init__'s terms
+    exposes: bool = False               # callers read them from `self.out_channels`
+
+    def final(self) -> str:
+        if not self.exposes:
+            return self.text
+        self.parts.init_tail = [f"{INDENT * 2}self.out_channels = {self.out_channels}"]
+        return render_class(self.name, self.parts)
 
 
-def same(a, b) -> bool:
-    return type(a) is type(b) and a == b
+@dataclass
+class Face:
+    """One instance of a block as its caller sees it: output shape, its channels and when its
+    spatial size changes as expressions of the block's params, `c_in` and vars."""
+    out: tuple
+    out_node: ast.expr | None
+    changes: ast.expr | None
+    spatial: tuple = ()          # output sizes as expressions of the input's (placeholders)
 
 
-def camel(name: str) -> str:
-    parts = re.split(r"[_\-\s]+", name)
-    out = "".join(p[:1].upper() + p[1:] for p in parts if p)
-    return out if out and out[0].isalpha() else "Block" + out
+@dataclass
+class Parts:
+    """A class's code before rendering."""
+    base: str
+    doc: str
+    params: list[tuple[str, Any]] = field(default_factory=list)   # (name, default or REQUIRED)
+    kwonly: list[tuple[str, Any]] = field(default_factory=list)
+    pre: list[str] = field(default_factory=list)        # before super().__init__ (a static Sequential)
+    init: list[str] = field(default_factory=list)
+    forward: list[str] = field(default_factory=list)
+    constants: list[str] = field(default_factory=list)
+    super_call: str = "super().__init__()"
+    extra_methods: list[str] = field(default_factory=list)   # e.g. _init_weights (root class)
+    init_tail: list[str] = field(default_factory=list)       # last lines of __init__
 
 
-def lift(name: str, instances: list[tuple[Module, Template]], block_params: list[str],
-         flags: dict[int, dict[str, bool]] | None = None, tpl: Template | None = None) -> ClassInfo:
-    """Decide, for one group of structurally identical instances, which literals become params.
-    With `flags` (merged variants), a literal may be MISSING in the instances lacking its child;
-    it must then be inlined or named after a param, else CannotMerge."""
-    tpl = tpl or instances[0][1]
-    info = ClassInfo(name, tpl, flags=dict(flags or {}))
-    flag_names = list(next(iter(info.flags.values()), {}))
-    every = [[t.holes[h].value for _, t in instances] for h in range(len(tpl.holes))]
-    every_facts = [{"c_in": m.c_in, **m.params} for m, _ in instances]
-    order = ["c_in"] + block_params
-    used: dict[str, None] = {}
-    fallback_names: dict[str, tuple] = {}
-    for h, all_vals in enumerate(every):
-        known = [(f, v) for f, v in zip(every_facts, all_vals) if v is not MISSING]
-        facts, vals = [f for f, _ in known], [v for _, v in known]
-        if all(same(v, vals[0]) for v in vals):
-            info.constant[h] = vals[0]
-            continue
-        text = None
-        # where c_in and a block param both fit (`out == c_in` in every instance), an input-size
-        # arg takes c_in and any other arg the param: Conv2d(c_in, out), not Conv2d(c_in, c_in)
-        ctx = tpl.holes[h].ctx
-        reads_in = ctx.endswith(("in_channels", "in_features", "_c_in")) or ctx == "c_in"
-        for p in (order if reads_in else block_params + ["c_in"]):
-            if all(p in f and same(f[p], v) for f, v in zip(facts, vals)):
-                text, used[p] = p, None
-                break
-        if text is None:
-            # multiples: the block's own params before c_in (`width * 4` as the spec writes it, not
-            # `c_in * 2`), and among them the smallest factor (`width * 4`, not `stride * 64`)
-            best = None
-            for p in block_params + ["c_in"]:
-                if p == "c_in" and best is not None:
-                    break
-                pv = [f.get(p) for f in facts]
-                if all(isinstance(x, int) and not isinstance(x, bool) and x for x in pv) and \
-                        all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
-                    k = vals[0] // pv[0]
-                    if k > 1 and all(v == x * k for v, x in zip(vals, pv)) and (best is None or k < best[1]):
-                        best = (p, k)
-            if best is not None:
-                text, used[best[0]] = f"{best[0]} * {best[1]}", None
-        if text is None and len(vals) != len(all_vals):
-            raise CannotMerge(tpl.holes[h].ctx)
-        if text is None:
-            # an identifier even for numbered nn.Sequential children ('0_padding' -> 'padding'),
-            # and never a block param's name (that param would pass its own value instead)
-            base = re.sub(r"^[\d_]+", "", re.sub(r"\W+", "_", tpl.holes[h].ctx)).strip("_") or "arg"
-            text = base
-            n = 2
-            while text in order or keyword.iskeyword(text) or text == "self" or \
-                    (text in fallback_names and fallback_names[text] != tuple(map(repr, vals))):
-                text, n = f"{base}_{n}", n + 1
-            fallback_names[text] = tuple(map(repr, vals))
-            used[text] = None
-        info.hole_text[h] = text
-    info.params = [p for p in order if p in used] + flag_names + [p for p in used if p not in order]
-    return info
+class Text(str):
+    """A default written as code (a module constant's name), not as a literal."""
 
 
-def instance_args(info: ClassInfo, module: Module, tpl: Template) -> list[tuple[str, Any]]:
-    """The constructor arguments one instance passes to its class."""
-    facts = {"c_in": module.c_in, **module.params, **info.flags.get(id(module), {})}
-    out = []
-    for p in info.params:
-        if p in facts:
-            out.append((p, facts[p]))
-        else:
-            h = next(h for h, t in info.hole_text.items() if t == p)
-            out.append((p, tpl.holes[h].value))
+def default_text(d) -> str:
+    return str(d) if isinstance(d, Text) else literal(d)
+
+
+def signature(params, kwonly) -> list[str]:
+    """`c_in, t, c, stride=1, *, width_mult`; a required param after a defaulted one makes the
+    rest keyword-only (calls pass block params by name)."""
+    out, star, seen_default = [], False, False
+    for p, d in params:
+        if d is REQUIRED and seen_default and not star:
+            out.append("*")
+            star = True
+        seen_default |= d is not REQUIRED
+        out.append(p if d is REQUIRED else f"{p}={default_text(d)}")
+    if kwonly and not star:
+        out.append("*")
+    out += [p if d is REQUIRED else f"{p}={default_text(d)}" for p, d in kwonly]
     return out
 
 
-def fill(info: ClassInfo, lines: list[str], holes: list[Hole]) -> list[str]:
-    """Replace hole markers with literals or param names; drop keyword args left at default."""
-    def sub(m):
-        h = int(m.group(1))
-        hole = holes[h]
-        if h in info.constant:
-            if hole.default is not ... and same(hole.default, info.constant[h]):
-                return "\x01"
-            text = literal(info.constant[h])
+def doc_lines(doc: str, pad: str) -> list[str]:
+    """A docstring wrapped to the line length."""
+    import textwrap
+    from archc.emit.code import WIDTH
+    lines = []          # (text, indented): the spec's own line breaks are kept as they are
+    for j, line in enumerate(docstring(doc).split("\n")):
+        line = re.sub(r"\[[^\]\n]*\]", lambda m: m.group(0).replace(" ", "\x00"), line)   # [N, 3, 224, 224] whole
+        width = WIDTH - len(pad) - 6
+        parts = [line] if len(line) <= width else \
+            textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)
+        parts = [p.replace("\x00", " ") for p in parts]
+        lines += [(p.rstrip() if k < len(parts) - 1 else p, j == 0 or k > 0) for k, p in enumerate(parts)]
+    lines[0] = ('"""' + lines[0][0], True)
+    lines[-1] = (lines[-1][0] + '"""', lines[-1][1])
+    return [(pad if indented else "") + ln for ln, indented in lines]
+
+
+def render_class(name_: str, parts: Parts) -> str:
+    from archc.emit.code import call
+    out = [f"class {name_}({parts.base}):"]
+    if parts.doc:
+        out += doc_lines(parts.doc, INDENT)
+        out.append("")
+    if parts.constants:
+        out.append(f"{INDENT}__constants__ = [{', '.join(repr(c) for c in parts.constants)}]")
+        out.append("")
+    sig = call("def __init__", ["self", *signature(parts.params, parts.kwonly)], 1)
+    out += [INDENT + ln for ln in sig.split("\n")]
+    out[-1] += ":"
+    body = list(parts.pre)
+    body += [INDENT * 2 + ln if ln else ln for ln in parts.super_call.split("\n")]
+    body += parts.init + parts.init_tail
+    out += body
+    for m in parts.extra_methods:         # right after __init__, which calls them
+        out += [""] + [INDENT + ln if ln else ln for ln in m.strip("\n").split("\n")]
+    if parts.forward:
+        out += ["", f"{INDENT}def forward(self, x):"] + parts.forward
+    return "\n".join(out)
+
+
+def forward_lines(st: ClassState, ret: list[str]) -> list[str]:
+    pad = INDENT * 2
+    lines = []
+    if st.runtime_used:
+        dims = {"h_in": -2, "w_in": -1, "l_in": -1}
+        for n in ("h_in", "w_in", "l_in"):
+            if n in st.runtime_used:
+                lines.append(f"{pad}{n} = x.shape[{dims[n]}]")
+    for s in st.steps:
+        body = s.lines
+        if s.train_only:
+            body = ["if self.training:"] + [INDENT + ln for ln in body]
+        lines += [pad + ln for ln in body]
+    lines += [pad + ln for ln in ret]
+    return lines
+
+
+class BlockClasses:
+    """The block classes of one emission, translated on demand and memoised per instance."""
+
+    def block_class(self, block: str, params: dict, in_shape: tuple, at) -> tuple[ClassInfo, Face]:
+        if block not in self.first_seen:
+            self.first_seen.append(block)
+        if self.stack:
+            self.inside.setdefault(block, set()).add(self.stack[-1])
+        key = (block, repr(sorted(params.items())), in_shape)
+        hit = self.faces.get(key)
+        if hit is not None:
+            return hit
+        if block in self.stack:
+            raise at.error(f"block cycle: {' -> '.join(self.stack + [block])}")
+        self.stack.append(block)
+        try:
+            try:
+                info, face = self.translate(block, params, in_shape)
+            except ShapeError:
+                # the instance is in a branch not taken here (the expansion succeeded), at a size
+                # the block does not fit: its code does not depend on the size, so write it at one
+                # where it does
+                info, face = self.translate(block, params, (in_shape[0],) + (LARGE,) * (len(in_shape) - 1))
+        finally:
+            self.stack.pop()
+        known = self.classes.get(block)
+        if known is None:
+            self.classes[block] = info
+            self.order.append(block)
+        elif known.text != info.text:
+            raise emit_error(at, f"block '{block}' is written differently for two of its instances "
+                                 f"(a value the code depends on is not an expression of its params):\n"
+                                 f"{diff(known.text, info.text)}")
+        self.faces[key] = (self.classes[block], face)
+        return self.faces[key]
+
+    def translate(self, block: str, params: dict, in_shape: tuple) -> tuple[ClassInfo, Face]:
+        bdef, bat = self.blocks.defs[block]
+        names = {v: Named(val, name(v)) for v, val in self.vars.items()}
+        names.update({p: Named(val, name(p)) for p, val in params.items()})
+        names["c_in"] = Named(in_shape[0], name("c_in"))
+        for k, v in shape_facts(in_shape).items():
+            if k != "c_in":
+                names[k] = Named(v, None, True, name(k))
+        env = Env(names)
+        st = ClassState(env, root=False)
+        w = Writer(self, st)
+        lets = Code()
+        for k, expr in bdef.let.items():
+            if k in params or k in ("c_in", "h_in", "w_in", "l_in"):
+                raise (bat / "let" / k).error(f"'let' name '{k}' shadows a param or shape fact", key=True)
+            s = sym(expr, env, bat / "let" / k)
+            if getattr(s, "node", None) is None:
+                raise emit_error(bat / "let" / k, f"'let' value '{k}' follows the input size")
+            lets.assign(k, s.node)
+            env.set(k, Named(plain(s), name(k)))
+            st.lets[k] = s.node
+        x = T("x", (make(in_shape[0], name("c_in")), *w.spatial(in_shape[1:])))
+        kind = bdef.body_kind
+        parts = Parts("nn.Module", bdef.doc or f"Block '{block}' of {self.net.name}.")
+        if kind == "seq":
+            mod = w.seq(bdef.seq, bat / "seq", x, env, block)
+            out, changes = mod.out, mod.changes
+            parts.base = "nn.Sequential"
+            if mod.render is not None:
+                parts.pre = lets.lines
+                parts.super_call = "super().__init__(" + mod.render(0, 8)[len("nn.Sequential("):]
+            else:
+                body = Code()
+                body.lines = list(lets.lines)
+                write_entries(body, mod.entries, "self")
+                parts.init = body.lines
         else:
-            text = info.hole_text[h]
-        return f"{hole.kw}={text}" if hole.kw else text
-    out = []
-    for line in lines:
-        line = HOLE.sub(sub, line)
-        line = re.sub(r",\s*\x01", "", line)
-        line = re.sub(r"\x01,\s*", "", line).replace("\x01", "")
-        out.append(line)
-    return out
+            raws = bdef.layers if kind == "layers" else tree_at(bat.src, bat.path + (kind,))
+            sc = Names(explicit_names(raws, bat / kind))
+            if reads_input(raws):
+                sc.chain_var = "h"
+                sc.vars.add("h")
+            sc.ids["input"] = x
+            if kind == "layers":
+                last = w.chain(sc, bdef.layers, bat / "layers", x, sc.chain_var, env)
+            elif kind == "residual":
+                last = w.residual(sc, tree_at(bat.src, bat.path + ("residual",)), bat / "residual", x,
+                                  sc.chain_var, env)
+            else:
+                last = w.parallel(sc, tree_at(bat.src, bat.path + ("parallel",)), bat / "parallel", x,
+                                  sc.chain_var, env)
+            out, changes = last.shape, last.moved
+            parts.init = lets.lines + st.init.lines
+            parts.forward = forward_lines(st, [f"return {last.var}"])
+        self.store_constants(st, parts)
+        params_decl = [(p, param_decl(d)[1]) for p, d in bdef.params.items()]
+        cls = self.class_name(block)
+        parts.params = params_decl
+        used = init_names(render_class(cls, parts))
+        takes_c_in = "c_in" in used
+        var_list = [v for v in self.vars if v in used and v not in params]
+        parts.params = ([("c_in", REQUIRED)] if takes_c_in else []) + params_decl
+        parts.kwonly = [(v, REQUIRED) for v in var_list]
+        own = out[0].node
+        info = ClassInfo(cls, block, render_class(cls, parts), takes_c_in, var_list, parts,
+                         text(own) if own is not None and own is out[0].node and not names_in(own) & set(PLACEHOLDERS)
+                         else None)
+        allowed = {"c_in", *params, *var_list, *PLACEHOLDERS}
+
+        def outward(node):
+            node = expand_lets(node, st.lets) if node is not None else None
+            return node if node is not None and names_in(node) <= allowed else None
+        spatial = tuple(outward(d.node) for d in out[1:])
+        channels = closed_of(out[0])
+        face = Face(tuple(map(plain, out)), outward(channels), outward(changes), spatial)
+        self.verify(face, {**env.concrete(), **dict(zip(PLACEHOLDERS, map(plain, in_shape[1:])))}, bat)
+        return info, face
+
+    def verify(self, face: Face, values: dict, at) -> None:
+        """The interface's expressions give this instance's values, or the code would be wrong."""
+        from archc.spec.expr import ExprError, evaluate
+        for node, want in [(face.out_node, face.out[0])] + list(zip(face.spatial, face.out[1:])):
+            if node is None or "__s" in names_in(node):
+                continue
+            try:
+                got = evaluate(text(node), values)
+            except ExprError:
+                got = None
+            if got != want:
+                raise emit_error(at, f"'{text(node)}' gives {got!r} here, not {want!r}")
+
+    def store_constants(self, st: ClassState, parts: Parts) -> None:
+        """Values forward reads (conditions, flags) become attributes, constants to TorchScript."""
+        stores = [f"{INDENT * 2}self.{c} = {c}" for c in st.constants if c not in st.flags]
+        if stores:
+            parts.init = parts.init + stores
+        parts.constants = list(st.flags) + [c for c in st.constants if c not in st.flags]
 
 
-def literal(v: Any) -> str:
-    if isinstance(v, float):
-        r = repr(v)
-        return r if "e" not in r else f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        inner = ", ".join(literal(x) for x in v)
-        return f"({inner},)" if len(v) == 1 else f"({inner})"
-    return repr(v)
+def init_names(rendered: str) -> set[str]:
+    """The names the __init__ of a rendered class reads."""
+    cls = ast.parse(rendered).body[0]
+    init = next(f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    return {n.id for stmt in init.body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
 
 
-def optional_child(a: Template, b: Template) -> str | None:
-    """The one child `a` has and `b` lacks, when that is their only difference and `a` merely
-    calls it (`v = self.d(src)`): torchvision's `downsample=None` pattern. Else None."""
-    a_attrs, b_attrs = [e.attr for e in a.entries], [e.attr for e in b.entries]
-    extra = [x for x in a_attrs if x not in b_attrs]
-    if a.base != b.base or len(extra) != 1 or [x for x in a_attrs if x != extra[0]] != b_attrs:
-        return None
-    d = extra[0]
-    e = next(e for e in a.entries if e.attr == d)
-    if [HOLE.sub("", x) for x in a.init[:e.l0] + a.init[e.l1:]] != [HOLE.sub("", x) for x in b.init]:
-        return None
-    calls = [(j, m) for j, line in enumerate(a.forward)
-             if (m := re.fullmatch(rf"(\w+) = self\.{d}\((\w+)\)", line))]
-    if len(calls) != 1:
-        return None
-    j, m = calls[0]
-    rest = [re.sub(rf"\b{m[1]}\b", m[2], x) for x in a.forward[:j] + a.forward[j + 1:]]
-    return d if rest == b.forward and not any(f"self.{d}" in x for x in rest) else None
-
-
-def merged(a: Template, d: str) -> Template:
-    """`a` with child `d` made optional: built when the flag `d` is true, else None."""
-    e = next(e for e in a.entries if e.attr == d)
-    init = list(a.init)
-    init[e.l1 - 1] += f" if {d} else None"
-    forward = []
-    for line in a.forward:
-        m = re.fullmatch(rf"(\w+) = self\.{d}\((\w+)\)", line)
-        forward.append(f"{m[1]} = {m[2]} if self.{d} is None else self.{d}({m[2]})" if m else line)
-    return Template(a.base, init, forward, a.holes, a.entries)
-
-
-def aligned(b: Template, a: Template, d: str) -> Template:
-    """`b`'s literals laid out as `a`'s, MISSING where `a`'s optional child `d` has its own."""
-    e = next(e for e in a.entries if e.attr == d)
-    holes = b.holes[:e.h0] + [Hole(h.kw, h.ctx, MISSING, h.default) for h in a.holes[e.h0:e.h1]] + b.holes[e.h0:]
-    return Template(b.base, b.init, b.forward, holes, b.entries)
+def diff(a: str, b: str) -> str:
+    import difflib
+    return "\n".join(difflib.unified_diff(a.split("\n"), b.split("\n"), lineterm="", n=1))

@@ -1,5 +1,5 @@
-"""The graph IR: op nodes in topological order, the module tree the emitter turns into classes,
-and the forward program of every class."""
+"""The graph IR: op nodes in topological order, and the module tree they sit in (the
+state_dict's nesting: summaries fold it by depth, diffs name layers by it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,16 +41,6 @@ class Node:
         return sum(t.numel for t in self.tensors.values() if not t.trainable)
 
 
-@dataclass
-class Step:
-    """One line of a forward method: `dst = self.attr(src)` or `dst = <op expr over srcs>`."""
-    dst: str
-    srcs: list[str]
-    attr: str | None = None      # a child module call
-    node: Node | None = None     # a module-less op (merge)
-    train_only: bool = False
-
-
 @dataclass(eq=False)
 class Module:
     """A module of the emitted tree: an op's module, an nn.Sequential, or a block class."""
@@ -59,12 +49,6 @@ class Module:
     node: Node | None = None
     children: list["Module"] = field(default_factory=list)
     block: str | None = None     # block definition name; None for the network itself
-    block_kind: str = "layers"   # 'layers' (explicit forward) or 'seq' (an nn.Sequential subclass)
-    params: dict[str, Any] = field(default_factory=dict)   # block param values of this instance
-    c_in: int | None = None
-    steps: list[Step] = field(default_factory=list)
-    input_var: str = "x"
-    outputs: list[tuple[str, bool]] = field(default_factory=list)   # (var, train_only)
     loc: Any = None              # where in the spec (an At), for messages
 
 
@@ -82,6 +66,9 @@ class Network:
     file: str = "<mapping>"
     init: InitSpec = field(default_factory=InitSpec)   # the spec's init rules and its blocks'
     train_locs: dict[tuple, Location] = field(default_factory=dict)   # where `train:` settings were written
+    definition: Any = None       # what the network was compiled from (spec, source, blocks): emission reads it
+    # layers of the definitions whose op runs in place (archc.ir.inplace: op name, file, path)
+    in_place: frozenset = frozenset()
 
     @property
     def graph(self):

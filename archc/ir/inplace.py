@@ -7,8 +7,11 @@ An op runs in place on its first input when the IR proves nobody needs that tens
   (in-place ops and views over one fresh tensor: `out = drop_path(out); out += identity`);
 - no op before it saved that storage for backward (a conv's output is safe to overwrite, a
   sigmoid's result that its backward reads is not);
+- the input is made inside the module holding the op (a block's first layer, reading the
+  block's input, is never in place: its safety would depend on where the block is used);
 - the same holds in every instance of the same layer of the same block definition, since the
-  generated code writes one class per definition.
+  generated code writes one class per definition. Layers of blocks this network does not use are
+  written without it.
 
 The decision is recorded in the node's args (`inplace=True`), so the training-memory estimate and
 the emitted module read the same facts. A layer that sets `inplace` itself is left as written."""
@@ -34,7 +37,14 @@ def mark_in_place(net: Network) -> set[int]:
     for n in net.nodes:
         if n.index in final:
             n.args = n.args.model_copy(update={"inplace": True})
+    net.in_place = frozenset(_definition_key(net.nodes[i]) for i in final)
     return final
+
+
+def layer_key(op_name: str, at) -> tuple:
+    """The key of a layer of a definition (as in Network.in_place), from where it is written."""
+    src = getattr(at, "src", None)
+    return (op_name, getattr(src, "file", None), getattr(at, "path", None))
 
 
 def _can_choose(n: Node) -> bool:
@@ -45,8 +55,7 @@ def _can_choose(n: Node) -> bool:
 
 def _definition_key(n: Node) -> tuple:
     """The layer of the spec this node was made from (its file and path), whichever instance."""
-    src = getattr(n.at, "src", None)
-    return (n.op.name, getattr(src, "file", None), getattr(n.at, "path", n.name))
+    return layer_key(n.op.name, n.at) if hasattr(n.at, "path") else (n.op.name, None, n.name)
 
 
 def _safe_nodes(net: Network, only: set[int] | None = None) -> set[int]:
@@ -67,6 +76,7 @@ def _safe_nodes(net: Network, only: set[int] | None = None) -> set[int]:
         args = n.args
         if (src is not None and _can_choose(n) and (only is None or n.index in only)
                 and n.in_shapes and n.in_shapes[0] == n.out and storage[src] not in saved
+                and (src == INPUT or _same_module(n, net.nodes[src]))
                 and chain_ok.get(storage[src], False) and readers.get(src, 0) == 1):
             chosen.add(n.index)
             args = args.model_copy(update={"inplace": True})
@@ -84,3 +94,10 @@ def _safe_nodes(net: Network, only: set[int] | None = None) -> set[int]:
             elif s.ref.startswith("in") and s.ref[2:].isdigit():
                 saved.add(storage[n.inputs[int(s.ref[2:])]])
     return chosen
+
+
+def _same_module(n: Node, producer: Node) -> bool:
+    """The input is made inside the module that holds this op: the written class decides from
+    its own layers, not from where some instance of it happens to be used."""
+    scope = n.name.rpartition(".")[0]
+    return not scope or producer.name.startswith(scope + ".")

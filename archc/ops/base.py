@@ -21,6 +21,16 @@ class OpArgs(BaseModel):
     """Base of every op's args: unknown keys are errors, values are immutable once resolved."""
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
+    def __init__(self, /, **data):
+        # Values marked `symbolic` (the emitter's: a number that also carries the expression it
+        # came from) were validated in their concrete form; validating again would drop the mark.
+        if any(getattr(v, "symbolic", False) for v in data.values()):
+            built = type(self).model_construct(**data)
+            for key in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+                object.__setattr__(self, key, getattr(built, key))
+            return
+        super().__init__(**data)
+
 
 class NoArgs(OpArgs):
     pass
@@ -199,6 +209,13 @@ def spatial_rank(shape: Shape, op: str) -> int:
     if len(shape) not in (2, 3, 4):
         raise ShapeError(f"'{op}' needs input [C, L], [C, H, W] or [C, D, H, W], got {list(shape)}")
     return len(shape) - 1
+
+
+def all_same(t) -> bool:
+    """Every item equal and written alike: a generated constructor may then give one value for
+    all of them (the emitter's symbolic values show their expression as repr, so `(1, s, s)`
+    stays a tuple even where s == 1)."""
+    return len({repr(x) for x in t}) == 1
 
 
 def ntuple(v, n: int, what: str) -> tuple[int, ...]:

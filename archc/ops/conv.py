@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, ntuple, register, same_pad, spatial_rank, window_out
+from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, all_same, ntuple, register, same_pad, spatial_rank
+from archc.ops.base import window_out
 from archc.ops.base import brief, window_text
 from archc.ops.base import Reach, Saved
 from archc.ops.base import WEIGHTED_DEFAULTS, module_kind
@@ -19,18 +20,46 @@ module_kind("conv", ("nn.Conv1d", "nn.Conv2d", "nn.Conv3d"), WEIGHTED_DEFAULTS)
 module_kind("conv_transpose", ("nn.ConvTranspose1d", "nn.ConvTranspose2d", "nn.ConvTranspose3d"), WEIGHTED_DEFAULTS)
 Padding = int | list[int] | Literal["same", "valid"]
 
-# Generated code needs this only where TensorFlow 'same' padding is asymmetric: the pad is
-# applied in forward, so the weights stay at `weight`/`bias` as in a plain nn.ConvNd.
-PADDED_CONV = '''
-class PaddedConv{n}d(nn.Conv{n}d):
-    """nn.Conv{n}d with explicit, possibly asymmetric, zero padding (TensorFlow's 'same')."""
+# TensorFlow's 'same' padding depends on the input size (with a stride, on its parity): generated
+# code works it out in forward, so a module built for one size is right at any other. Where it
+# is symmetric the conv pads itself; otherwise the input is padded first (the odd pixel after).
+SAME_PAD = '''
+def same_pad(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding along one dim: (before, after), the odd one after, so that
+    the output has ceil(size / stride) positions."""
+    total = max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+'''
 
-    def __init__(self, *args, pad, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pad = pad
+DIMS = {1: ["l"], 2: ["h", "w"], 3: ["d", "h", "w"]}
+
+
+def same_code(n: int, k: str, s: str, d: str | None) -> tuple[list[str], str, str, str]:
+    """Forward lines that pad an n-d input 'same' (attribute names of kernel, stride, dilation),
+    the test that the padding is symmetric, the F.pad tuple and the symmetric padding."""
+    dims = DIMS[n]
+    lines = [f"{x}0, {x}1 = same_pad(x.shape[{i - n}], self.{k}[{i}], self.{s}[{i}], "
+             f"{f'self.{d}[{i}]' if d else '1'})" for i, x in enumerate(dims)]
+    symmetric = " and ".join(f"{x}0 == {x}1" for x in dims)
+    fpad = ", ".join(f"{x}0, {x}1" for x in reversed(dims))
+    padding = "(" + ", ".join(f"{x}0" for x in dims) + ("," if n == 1 else "") + ")"
+    return lines, symmetric, f"({fpad})", padding
+
+
+def same_conv_source(n: int) -> str:
+    lines, symmetric, fpad, padding = same_code(n, "kernel_size", "stride", "dilation")
+    body = "\n".join(" " * 8 + ln for ln in lines)
+    return f'''
+class Conv{n}dSame(nn.Conv{n}d):
+    """nn.Conv{n}d with TensorFlow's 'same' padding, worked out for each input (timm's Conv2dSame)."""
 
     def forward(self, x):
-        return self._conv_forward(F.pad(x, self.pad), self.weight, self.bias)
+{body}
+        if self.padding_mode == "zeros" and {symmetric}:
+            return F.conv{n}d(x, self.weight, self.bias, self.stride, {padding}, self.dilation, self.groups)
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        return F.conv{n}d(F.pad(x, {fpad}, mode), self.weight, self.bias, self.stride, 0, self.dilation,
+                        self.groups)
 '''
 
 
@@ -77,20 +106,15 @@ def window_shape(size: Shape, k, s, d, pads, what: str, ceil_mode: bool = False)
 
 
 def torch_padding(pads):
-    """nn.ConvNd's padding argument when symmetric, else None (needs PaddedConv)."""
+    """nn.ConvNd's padding argument when symmetric, else None (padded first: 'same')."""
     if any(lo != hi for lo, hi in pads):
         return None
     p = tuple(lo for lo, _ in pads)
-    return p[0] if len(set(p)) == 1 else p
-
-
-def f_pad(pads) -> tuple[int, ...]:
-    """F.pad order: last dim first."""
-    return tuple(x for lo, hi in reversed(pads) for x in (lo, hi))
+    return p[0] if all_same(p) else p
 
 
 def compact(t: tuple):
-    return t[0] if len(set(t)) == 1 else t
+    return t[0] if all_same(t) else t
 
 
 CONV_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
@@ -159,15 +183,14 @@ class Conv(Op):
     def module(self, a: ConvArgs, ins, out):
         x = ins[0]
         n, k, s, d, pads = self.geometry(a, x)
-        padding = torch_padding(pads)
-        conv = Ctor(f"nn.Conv{n}d" if padding is not None else f"PaddedConv{n}d", [
+        same = a.pad == "same"
+        conv = Ctor(f"nn.Conv{n}d" if not same else f"Conv{n}dSame", [
             ("in_channels", x[0]), ("out_channels", a.out), ("kernel_size", compact(k)),
-            ("stride", compact(s)), ("padding", 0 if padding is None else padding),
+            ("stride", compact(s)), ("padding", 0 if same else torch_padding(pads)),
             ("dilation", compact(d)), ("groups", a.groups), ("bias", a.bias),
             ("padding_mode", a.padding_mode)], npos=3, defaults=CONV_DEFAULTS)
-        if padding is None:
-            conv.args.append(("pad", f_pad(pads)))
-            conv.support = (PADDED_CONV.replace("{n}", str(n)),)
+        if same:
+            conv.support = (SAME_PAD, same_conv_source(n))
         return conv
 
     def reach(self, a: ConvArgs, ins, out):
@@ -176,7 +199,7 @@ class Conv(Op):
 
     def saved_for_backward(self, a: ConvArgs, ins, out):
         pads = self.geometry(a, ins[0])[4]
-        if torch_padding(pads) is None:     # PaddedConv saves the padded copy, not its input
+        if torch_padding(pads) is None:     # padded first ('same'): the conv saves the padded copy
             return [Saved("padded", padded_shape(ins[0], pads))]
         return [Saved("in0")]
 

@@ -12,7 +12,7 @@ from archc.errors import ShapeError
 from archc.ops.activation import ActSpec, act_of
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Shape, Tensor, register, spatial_rank
 from archc.ops.base import chain_saved
-from archc.ops.conv import PADDED_CONV, ConvArgs, IntOrList, Padding, conv_text
+from archc.ops.conv import ConvArgs, IntOrList, Padding, conv_text
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
@@ -89,11 +89,11 @@ class {Name}{n}d(nn.Module):
     SeparableConv2d names them.{note}"""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 mult=1, bias=False{pad_param}):
+                 mult=1, bias=False):
         super().__init__()
         self.conv1 = {Conv}(
             in_channels, in_channels * mult, kernel_size, stride, padding, dilation,
-            groups=in_channels, bias=bias{pad_arg})
+            groups=in_channels, bias=bias)
         self.pointwise = nn.Conv{n}d(in_channels * mult, out_channels, 1, bias=bias)
 
     def forward(self, x):
@@ -147,24 +147,19 @@ class SepConv(Op):
     def module(self, a: SepConvArgs, ins, out):
         x = ins[0]
         dw, mid, _ = self.parts(a, x)
-        inner = conv().module(dw, ins, mid)       # nn.ConvNd, or PaddedConvNd for TF 'same'
+        inner = conv().module(dw, ins, mid)       # nn.ConvNd, or ConvNdSame for TF 'same'
         n = spatial_rank(x, self.name)
         arg = dict(inner.args)
-        padded = inner.callee.startswith("Padded")
-        src = SEPARABLE.replace("{Name}", "PaddedSeparableConv" if padded else "SeparableConv") \
-            .replace("{Conv}", inner.callee if padded else f"nn.Conv{n}d").replace("{n}", str(n)) \
-            .replace("{pad_param}", ", *, pad" if padded else "") \
-            .replace("{pad_arg}", ", pad=pad" if padded else "") \
-            .replace("{note}", " The depthwise conv pads explicitly (TensorFlow 'same')." if padded else "")
-        c = Ctor(f"{'PaddedSeparableConv' if padded else 'SeparableConv'}{n}d", [
+        same = a.pad == "same"
+        name = f"SeparableConv{n}d{'Same' if same else ''}"
+        src = SEPARABLE.replace("{Name}{n}d", name).replace("{Conv}", inner.callee).replace("{n}", str(n)) \
+            .replace("{note}", " The depthwise conv pads 'same' for each input." if same else "")
+        return Ctor(name, [
             ("in_channels", x[0]), ("out_channels", a.out), ("kernel_size", arg["kernel_size"]),
             ("stride", arg["stride"]), ("padding", arg["padding"]), ("dilation", arg["dilation"]),
             ("mult", a.mult), ("bias", a.bias)], npos=3,
             defaults={"stride": 1, "padding": 0, "dilation": 1, "mult": 1, "bias": False},
-            support=((PADDED_CONV.replace("{n}", str(n)),) if padded else ()) + (src,))
-        if padded:
-            c.args.append(("pad", arg["pad"]))
-        return c
+            support=inner.support + (src,))
 
     def reach(self, a, ins, out):
         dw, mid, _ = self.parts(a, ins[0])

@@ -9,42 +9,51 @@ from pydantic import Field, model_validator
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, ntuple, register, spatial_rank, window_text
-from archc.ops.conv import compact, f_pad, positive, resolve_pads, torch_padding, window_shape
+from archc.ops.conv import SAME_PAD, compact, positive, resolve_pads, same_code, torch_padding, window_shape
 from archc.ops.base import Reach, Saved
 from archc.ops.conv import padded_shape, window_reach
 
 IntOrList = int | list[int]
 
-# Asymmetric TensorFlow 'same' pooling pads explicitly (with -inf for max, as TensorFlow ignores
-# the padding; with zeros for avg, counted out by count_include_pad=False is not possible after
-# an explicit pad, so avg 'same' with asymmetric padding is refused in infer).
-PADDED_MAXPOOL = '''
-class PaddedMaxPool{n}d(nn.MaxPool{n}d):
-    """nn.MaxPool{n}d with explicit, possibly asymmetric, padding (TensorFlow's 'same')."""
+def same_pool_source(kind: str, n: int) -> str:
+    """Max/avg pooling with TensorFlow's 'same' padding worked out for each input: max pads with
+    -inf (never chosen); avg leaves the padding out of each window's count, as TensorFlow does."""
+    lines, symmetric, fpad, padding = same_code(n, "k", "s", "d" if kind == "Max" else None)
+    body = "\n".join(" " * 8 + ln for ln in lines)
+    tuples = "\n".join(f"        self.{a} = ({a_},) * {n} if isinstance({a_}, int) else tuple({a_})"
+                       for a, a_ in (("k", "kernel_size"), ("s", "stride"), ("d", "dilation"))
+                       if kind == "Max" or a != "d")
+    if kind == "Max":
+        return f'''
+class MaxPool{n}dSame(nn.MaxPool{n}d):
+    """nn.MaxPool{n}d with TensorFlow's 'same' padding (-inf: never chosen), worked out for each input."""
 
-    def __init__(self, *args, pad, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pad = pad
+    def __init__(self, kernel_size, stride, dilation=1, ceil_mode=False):
+        super().__init__(kernel_size, stride, 0, dilation, ceil_mode=ceil_mode)
+{tuples}
 
     def forward(self, x):
-        return F.max_pool{n}d(F.pad(x, self.pad, value=float("-inf")), self.kernel_size, self.stride,
-                            0, self.dilation, ceil_mode=self.ceil_mode)
+{body}
+        if {symmetric}:
+            return F.max_pool{n}d(x, self.k, self.s, {padding}, self.d, self.ceil_mode)
+        return F.max_pool{n}d(F.pad(x, {fpad}, value=float("-inf")), self.k, self.s, 0, self.d, self.ceil_mode)
 '''
+    return f'''
+class AvgPool{n}dSame(nn.AvgPool{n}d):
+    """nn.AvgPool{n}d with TensorFlow's 'same' padding, worked out for each input; as in TensorFlow
+    the padding is left out of each window's count."""
 
-
-PADDED_AVGPOOL = '''
-class PaddedAvgPool{n}d(nn.AvgPool{n}d):
-    """nn.AvgPool{n}d over explicit, possibly asymmetric padding which, as in TensorFlow's 'same',
-    is left out of each window's count: the window sum over the number of real inputs in it."""
-
-    def __init__(self, *args, pad, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pad = pad
+    def __init__(self, kernel_size, stride, ceil_mode=False):
+        super().__init__(kernel_size, stride, 0, ceil_mode)
+{tuples}
 
     def forward(self, x):
-        ones = torch.ones_like(x[:1, :1])
-        total = F.avg_pool{n}d(F.pad(x, self.pad), self.kernel_size, self.stride, 0, self.ceil_mode)
-        count = F.avg_pool{n}d(F.pad(ones, self.pad), self.kernel_size, self.stride, 0, self.ceil_mode)
+{body}
+        if {symmetric}:
+            return F.avg_pool{n}d(x, self.k, self.s, {padding}, self.ceil_mode, False)
+        pad = {fpad}
+        total = F.avg_pool{n}d(F.pad(x, pad), self.k, self.s, 0, self.ceil_mode)
+        count = F.avg_pool{n}d(F.pad(torch.ones_like(x[:1, :1]), pad), self.k, self.s, 0, self.ceil_mode)
         return total / count
 '''
 
@@ -107,19 +116,17 @@ class MaxPool(Window):
 
     def module(self, a: MaxPoolArgs, ins, out):
         n, k, s, d, pads = self.geometry(a, ins[0])
-        padding = torch_padding(pads)
-        c = Ctor(f"nn.MaxPool{n}d" if padding is not None else f"PaddedMaxPool{n}d", [
-            ("kernel_size", compact(k)), ("stride", compact(s)),
-            ("padding", 0 if padding is None else padding), ("dilation", compact(d)),
-            ("ceil_mode", a.ceil_mode)], npos=2,
+        if a.pad == "same":
+            return Ctor(f"MaxPool{n}dSame", [("kernel_size", compact(k)), ("stride", compact(s)),
+                        ("dilation", compact(d)), ("ceil_mode", a.ceil_mode)], npos=2,
+                        defaults={"dilation": 1, "ceil_mode": False}, support=(SAME_PAD, same_pool_source("Max", n)))
+        return Ctor(f"nn.MaxPool{n}d", [
+            ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", torch_padding(pads)),
+            ("dilation", compact(d)), ("ceil_mode", a.ceil_mode)], npos=2,
             defaults={"padding": 0, "dilation": 1, "ceil_mode": False})
-        if padding is None:
-            c.args.append(("pad", f_pad(pads)))
-            c.support = (PADDED_MAXPOOL.replace("{n}", str(n)),)
-        return c
 
     def saved_for_backward(self, a: MaxPoolArgs, ins, out):
-        # the input (or PaddedMaxPool's padded copy) and the argmax of every window, as int64
+        # the input (or, padded first for 'same', its padded copy) and the argmax of every window
         pads = self.geometry(a, ins[0])[4]
         x = Saved("in0") if torch_padding(pads) is not None else Saved("padded", padded_shape(ins[0], pads))
         return [x, Saved("indices", out, "int64")]
@@ -132,23 +139,20 @@ class AvgPool(Window):
 
     def module(self, a: AvgPoolArgs, ins, out):
         n, k, s, d, pads = self.geometry(a, ins[0])
-        padding = torch_padding(pads)
-        if padding is None:   # asymmetric TensorFlow 'same': pad explicitly, average real inputs only
-            return Ctor(f"PaddedAvgPool{n}d", [("kernel_size", compact(k)), ("stride", compact(s)),
-                        ("ceil_mode", a.ceil_mode), ("pad", f_pad(pads))], npos=2,
-                        defaults={"ceil_mode": False}, support=(PADDED_AVGPOOL.replace("{n}", str(n)),))
-        # TensorFlow's 'same' leaves the padding out of each window's count
-        include = a.count_include_pad and a.pad != "same"
+        if a.pad == "same":   # TensorFlow's 'same' leaves the padding out of each window's count
+            return Ctor(f"AvgPool{n}dSame", [("kernel_size", compact(k)), ("stride", compact(s)),
+                        ("ceil_mode", a.ceil_mode)], npos=2, defaults={"ceil_mode": False},
+                        support=(SAME_PAD, same_pool_source("Avg", n)))
         return Ctor(f"nn.AvgPool{n}d", [
-            ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", padding),
-            ("ceil_mode", a.ceil_mode), ("count_include_pad", include)], npos=2,
+            ("kernel_size", compact(k)), ("stride", compact(s)), ("padding", torch_padding(pads)),
+            ("ceil_mode", a.ceil_mode), ("count_include_pad", a.count_include_pad)], npos=2,
             defaults={"padding": 0, "ceil_mode": False, "count_include_pad": True})
 
     def saved_for_backward(self, a: AvgPoolArgs, ins, out):
         pads = self.geometry(a, ins[0])[4]
         if torch_padding(pads) is not None:
             return [Saved("in0")]
-        # PaddedAvgPool: the padded copy, and the window counts its division keeps (one batch row)
+        # padded first ('same'): the padded copy, and the window counts its division keeps (one row)
         return [Saved("padded", padded_shape(ins[0], pads)), Saved("count", (1, *out[1:]), batched=False)]
 
 

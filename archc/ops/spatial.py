@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, Shape, ntuple, register, spatial_rank
+from archc.ops.base import Ctor, Op, OpArgs, Shape, all_same, ntuple, register, spatial_rank
 from archc.ops.base import REGISTRY, Reach, Saved
 from archc.ops.conv import compact
 
@@ -70,7 +70,7 @@ class Pad(Op):
     def module(self, a: PadArgs, ins, out):
         n = spatial_rank(ins[0], self.name)
         p = self.sides(a, ins[0])
-        args = [("padding", p[0] if len(set(p)) == 1 else p)]
+        args = [("padding", p[0] if all_same(p) else p)]
         if a.mode == "constant":
             args.append(("value", a.value))
         return Ctor(f"nn.{PAD_MODULES[a.mode]}{n}d", args, npos=len(args))
@@ -146,6 +146,13 @@ class Upsample(Op):
             [("scale_factor", tuple(map(float, a.scale)) if isinstance(a.scale, list) else float(a.scale))]
         args += [("mode", a.mode), ("align_corners", a.align_corners)]
         return Ctor("nn.Upsample", args, defaults={"mode": "nearest", "align_corners": None})
+
+    def expr(self, a: UpsampleArgs, inputs):
+        """F.interpolate in forward: for a size that follows the input (`size: [$h_in, $w_in]`)."""
+        how = f"size={tuple(a.size) if isinstance(a.size, list) else a.size}" if a.size is not None else \
+            f"scale_factor={tuple(a.scale) if isinstance(a.scale, list) else a.scale}"
+        corners = "" if a.align_corners is None else f", align_corners={a.align_corners}"
+        return f"F.interpolate({inputs[0]}, {how}, mode={a.mode!r}{corners})"
 
     def reach(self, a: UpsampleArgs, ins, out):
         # output i samples the input at (i + 0.5) * r - 0.5 (r = in / out; i * (in - 1) / (out - 1)

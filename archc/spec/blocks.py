@@ -149,8 +149,7 @@ class BlockTable:
                 raise (bat / "let" / k).error(f"'let' name '{k}' shadows a param or shape fact", key=True)
             benv[k] = resolve(expr, benv, (bat / "let" / k))
         kind = bdef.body_kind
-        mod = Module(attr, "class", block=name, block_kind="seq" if kind == "seq" else "layers",
-                     params=params, c_in=value.shape[0], loc=item.at)
+        mod = Module(attr, "class", block=name, loc=item.at)
         exp.stack.append(name)
         try:
             if kind == "seq":
@@ -169,7 +168,6 @@ class BlockTable:
             else:
                 out = exp.parallel(scope, tree_at(bat.src, bat.path + ("parallel",)), bat / "parallel", x,
                                    scope.chain_var)
-            mod.outputs = [(out.var, False)]
             return mod, Value("x", out.node, out.shape)
         finally:
             exp.stack.pop()

@@ -7,7 +7,7 @@ from typing import Any
 
 from archc import ops
 from archc.errors import did_you_mean
-from archc.ir.graph import Module, Node, Step
+from archc.ir.graph import Module, Node
 from archc.ir.infer import infer_node
 from archc.ops.base import Shape
 from archc.spec.blocks import BlockTable
@@ -196,7 +196,6 @@ class Expander:
                 name = self.layer_name(scope, item, env)
                 names = [next((k for k, v in scope.ids.items() if v is i), i.var) for i in ins]
                 node = self.op_node(item, scope.prefix + name, ins, env, names)
-                scope.module.steps.append(Step(out_var, [v.var for v in ins], node=node))
                 result = Value(out_var, node.index, node.out)
             else:
                 if len(ins) != 1:
@@ -204,7 +203,6 @@ class Expander:
                 name = self.layer_name(scope, item, env)
                 child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True)
                 scope.module.children.append(child)
-                scope.module.steps.append(Step(out_var, [ins[0].var], attr=name))
                 result = Value(out_var, last.node, last.shape)
         if "id" in item.wiring:
             scope.ids[ident] = result
@@ -241,7 +239,6 @@ class Expander:
             pair, names = ([short, out], ["shortcut", "body"]) if spec.merge == "concat" else \
                 ([out, short], ["body", "shortcut"])
             node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), pair, scope.env, names)
-            scope.module.steps.append(Step(body_var, [v.var for v in pair], node=node))
             merged = Value(body_var, node.index, node.out)
         else:
             merged = out
@@ -266,7 +263,6 @@ class Expander:
             raise at.error(f"shortcut gives {list(last.shape)} but the body gives {list(want)}: shapes differ")
         scope.module.children.append(child)
         var = scope.fresh("identity")
-        scope.module.steps.append(Step(var, [value.var], attr=name))
         return Value(var, last.node, last.shape)
 
     def parallel(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
@@ -284,12 +280,10 @@ class Expander:
                 child, last = self.child(parse_item(one, one_at), name, scope.prefix + name, value, scope.env)
             scope.module.children.append(child)
             bvar = scope.fresh(name)
-            scope.module.steps.append(Step(bvar, [value.var], attr=name))
             outs.append(Value(bvar, last.node, last.shape))
         merge_item = Item(spec.merge, None, at, at)
         node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env,
                             list(branches))
-        scope.module.steps.append(Step(var, [o.var for o in outs], node=node))
         return Value(var, node.index, node.out)
 
     # -- modules (a child attribute, or an element of an nn.Sequential) ----------------------

@@ -1,6 +1,9 @@
 """The network as a whole: the top-level class, its outputs, and which layers run only in training."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from archc.errors import SpecError, did_you_mean
 from archc.ir.graph import Module, Network, Node
 from archc.ops.base import Shape
@@ -13,6 +16,14 @@ from archc.ir.init import InitSpec, block_instances, plan
 from archc.ir.inplace import mark_in_place
 
 
+@dataclass(frozen=True)
+class Definition:
+    """What a network was compiled from: the emitter writes its code from these definitions."""
+    spec: Any          # the validated SpecModel
+    src: Any           # its Source (for locations)
+    blocks: BlockTable
+
+
 def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, variant) -> Network:
     exp = Expander(blocks, env)
     root = Module(spec.name, "class", loc=src.loc())
@@ -22,11 +33,11 @@ def network_from(spec, src, env: dict, blocks: BlockTable, input_shape: Shape, v
     scope.ids["input"] = x
     last = exp.chain(scope, spec.layers, at, x, scope.chain_var)
     outputs = resolve_outputs(spec.outputs, scope, last, At(src, ("outputs",)))
-    root.outputs = [(v.var, train) for _, v, train in outputs]
-    mark_train_only(exp.nodes, outputs, root)
+    mark_train_only(exp.nodes, outputs)
     net = Network(spec.name, spec.doc, tuple(input_shape), exp.nodes, root,
                   [(n, exp.nodes[v.node] if v.node >= 0 else None, t) for n, v, t in outputs],
-                  vars=dict(env), variant=variant, train=spec.train, file=src.file)
+                  vars=dict(env), variant=variant, train=spec.train, file=src.file,
+                  definition=Definition(spec, src, blocks))
     mark_in_place(net)
     net.init = init_of(spec, src, env, blocks, root)
     if net.init or any(n.init for n in net.nodes):
@@ -89,7 +100,7 @@ def ancestors(nodes: list[Node], starts: list[int]) -> set[int]:
     return seen
 
 
-def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
+def mark_train_only(nodes: list[Node], outputs) -> None:
     """Nodes feeding only training-time outputs do not run in eval mode (nor count in MACs)."""
     needed = ancestors(nodes, [v.node for _, v, t in outputs if not t])
     used = ancestors(nodes, [v.node for _, v, _ in outputs])
@@ -99,15 +110,3 @@ def mark_train_only(nodes: list[Node], outputs, root: Module) -> None:
                         f"wire it with 'from:', or list its 'id' in 'outputs'", dead[0].loc)
     for n in nodes:
         n.train_only = n.index not in needed
-    owner = {}
-
-    def collect(m: Module):
-        if m.node is not None:
-            yield m.node
-        for c in m.children:
-            yield from collect(c)
-    for c in root.children:
-        owner[c.attr] = list(collect(c))
-    for step in root.steps:
-        ns = owner.get(step.attr, []) if step.attr else ([step.node] if step.node else [])
-        step.train_only = bool(ns) and all(n.train_only for n in ns)

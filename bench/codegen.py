@@ -1,0 +1,97 @@
+"""Every zoo entry's generated module through torch.jit.script, torch.jit.trace, torch.export
+and torch.compile (fullgraph, eager backend), each output against the module's own; the time
+to write each source. The tests run a sample (tests/test_codegen.py); this runs them all.
+
+    .venv/bin/python bench/codegen.py             # every entry, writes its section of docs/benchmarks.md
+    .venv/bin/python bench/codegen.py resnet50    # some entries, print only
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import archc  # noqa: E402
+from archc.emit.network import passed_vars  # noqa: E402
+from archc.emit.pytorch import class_name, load_source  # noqa: E402
+from archc.spec import zoo  # noqa: E402
+
+SMALL = 96      # input side for the ImageNet-size and video entries (what they compile at); 32-pixel ones keep theirs
+
+
+def close(a, b) -> bool:
+    a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    return len(a) == len(b) and all(torch.allclose(u, v, rtol=1e-4, atol=1e-5) for u, v in zip(a, b))
+
+
+def check(entry) -> dict:
+    net = archc.load(entry.spec, variant=entry.variant)
+    if net.input[-1] > 128 or len(net.input) > 3:          # a video's channels and frames kept
+        for side in (SMALL, 160, 224, 299):
+            try:
+                net = archc.load(entry.spec, variant=entry.variant, input=[*net.input[:-2], side, side])
+                break
+            except archc.SpecError:
+                continue
+    t = time.perf_counter()
+    src = net.source()
+    row = {"entry": entry.name, "input": "x".join(map(str, net.input)), "source_s": time.perf_counter() - t}
+    model = getattr(load_source(src, net.name), class_name(net))(**passed_vars(net)).eval()
+    x = torch.randn(1, *net.input)
+    with torch.no_grad():
+        y = model(x)
+        checks = {
+            "script": lambda: torch.jit.script(model)(x),
+            "trace": lambda: torch.jit.trace(model, x, check_trace=False)(x),
+            "export": lambda: torch.export.export(model, (x,)).module()(x),
+            "compile": lambda: torch.compile(model, backend="eager", fullgraph=True)(x),
+        }
+        for name, fn in checks.items():
+            if name == "script" and any(train for _, _, train in net.outputs):
+                row[name] = "n/a"     # a training-only output: a tuple in training, a tensor in eval
+                continue
+            try:
+                row[name] = "ok" if close(fn(), y) else "differs"
+            except Exception as e:     # reported in the table, not raised: every entry is run
+                row[name] = f"error: {type(e).__name__}"
+            finally:
+                torch._dynamo.reset()
+    return row
+
+
+def main(names: list[str]) -> None:
+    import warnings
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    rows = []
+    for e in zoo.entries():
+        if names and e.name not in names:
+            continue
+        row = check(e)
+        rows.append(row)
+        print(f"{row['entry']:22s} {row['input']:10s} source {row['source_s']:.2f}s  "
+              + "  ".join(f"{k} {row[k]}" for k in ("script", "trace", "export", "compile")), flush=True)
+    failed = [r["entry"] for r in rows if any(r[k] not in ("ok", "n/a") for k in ("script", "trace", "export", "compile"))]
+    lines = ["## Generated code: TorchScript, tracing, export, compile (`bench/codegen.py`)", "",
+             "Every zoo entry's generated module (ImageNet-size entries at a small input), each output "
+             "against the module's own; `n/a`: a training-only output (a tuple in training, a tensor in "
+             "eval) is not scriptable. `source`: seconds to write the source.", "",
+             "| entry | input | source | script | trace | export | compile |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['entry']} | {r['input']} | {r['source_s']:.2f} s | {r['script']} | {r['trace']} | "
+              f"{r['export']} | {r['compile']} |" for r in rows]
+    lines += ["", f"{len(rows) - len(failed)} of {len(rows)} entries pass every check"
+              + (f"; failing: {', '.join(failed)}" if failed else "") + "."]
+    print("\n".join(lines[-1:]))
+    if not names:
+        from doc import write_section
+        write_section(ROOT / "docs" / "benchmarks.md", "codegen", "\n".join(lines))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
