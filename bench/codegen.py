@@ -1,6 +1,7 @@
 """Every zoo entry's generated module through torch.jit.script, torch.jit.trace, torch.export
-and torch.compile (fullgraph, eager backend), each output against the module's own; the time
-to write each source. The tests run a sample (tests/test_codegen.py); this runs them all.
+and torch.compile (fullgraph, eager backend: any graph break is an error) in eval mode and in
+training mode (forward against eager's under one seed, then backward), each output against the
+module's own; the time to write each source. The tests run a sample (tests/test_codegen.py); this runs them all.
 
     .venv/bin/python bench/codegen.py             # every entry, writes its section of docs/benchmarks.md
     .venv/bin/python bench/codegen.py resnet50    # some entries, print only
@@ -61,7 +62,28 @@ def check(entry) -> dict:
                 row[name] = f"error: {type(e).__name__}"
             finally:
                 torch._dynamo.reset()
+    row["compile train"] = compile_train(model, net)
     return row
+
+
+def compile_train(model, net) -> str:
+    """fullgraph torch.compile in training mode (batch statistics, dropout, training-only
+    outputs): the forward equals eager's under the same seed, and the backward runs."""
+    x = torch.randn(2, *net.input)
+    first = lambda out: out if isinstance(out, torch.Tensor) else out[0]  # noqa: E731
+    model.train()
+    try:
+        torch.manual_seed(0)
+        want = first(model(x)).detach()
+        torch.manual_seed(0)
+        got = first(torch.compile(model, backend="eager", fullgraph=True)(x))
+        got.sum().backward()
+        return "ok" if close(got.detach(), want) else "differs"
+    except Exception as e:
+        return f"error: {type(e).__name__}"
+    finally:
+        model.eval()
+        torch._dynamo.reset()
 
 
 def main(names: list[str]) -> None:
@@ -75,15 +97,15 @@ def main(names: list[str]) -> None:
         row = check(e)
         rows.append(row)
         print(f"{row['entry']:22s} {row['input']:10s} source {row['source_s']:.2f}s  "
-              + "  ".join(f"{k} {row[k]}" for k in ("script", "trace", "export", "compile")), flush=True)
-    failed = [r["entry"] for r in rows if any(r[k] not in ("ok", "n/a") for k in ("script", "trace", "export", "compile"))]
+              + "  ".join(f"{k} {row[k]}" for k in ("script", "trace", "export", "compile", "compile train")), flush=True)
+    failed = [r["entry"] for r in rows if any(r[k] not in ("ok", "n/a") for k in ("script", "trace", "export", "compile", "compile train"))]
     lines = ["## Generated code: TorchScript, tracing, export, compile (`bench/codegen.py`)", "",
              "Every zoo entry's generated module (ImageNet-size entries at a small input), each output "
              "against the module's own; `n/a`: a training-only output (a tuple in training, a tensor in "
              "eval) is not scriptable. `source`: seconds to write the source.", "",
-             "| entry | input | source | script | trace | export | compile |", "|---|---|---|---|---|---|---|"]
+             "| entry | input | source | script | trace | export | compile | compile train |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['entry']} | {r['input']} | {r['source_s']:.2f} s | {r['script']} | {r['trace']} | "
-              f"{r['export']} | {r['compile']} |" for r in rows]
+              f"{r['export']} | {r['compile']} | {r['compile train']} |" for r in rows]
     lines += ["", f"{len(rows) - len(failed)} of {len(rows)} entries pass every check"
               + (f"; failing: {', '.join(failed)}" if failed else "") + "."]
     print("\n".join(lines[-1:]))

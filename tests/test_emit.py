@@ -237,7 +237,7 @@ def test_conditions_become_optional_children():
     assert "self.skip = nn.Conv2d(c_in, out, 1, stride=stride, bias=False) if project else None" in src
     assert "h = body + (shortcut if self.project else x)" in src
     assert "__constants__ = ['project']" in src
-    assert "nn.ReLU() if act == 'relu' else nn.Hardswish()," in src
+    assert "nn.ReLU(inplace=True) if act == 'relu' else nn.Hardswish(inplace=True)," in src
     assert "self.norm = nn.BatchNorm2d(12) if bn else None" in src
     assert "def conditional_plain(**kwargs):" in src
 
