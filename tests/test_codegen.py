@@ -24,13 +24,7 @@ from reference_util import deterministic_
 ENTRIES = {e.name: e for e in zoo.entries()}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small inputs: on two shared cores, more threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")      # tests/conftest.py
 
 
 def body(src: str) -> str:

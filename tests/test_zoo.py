@@ -37,13 +37,7 @@ def unreproducible(key: str, state: dict) -> bool:
     return bool(m) and f"{m[1]}.running_mean" in state
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small inputs: on two shared cores, more threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")      # tests/conftest.py
 
 
 class Built:

@@ -14,7 +14,7 @@ from archc.emit.sym import Named, Sym
 from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
-from archc.spec.expand import per_copy_names
+from archc.spec.expand import parallel_branches, per_copy_names
 from archc.spec.layers import At, Item, check_name, parse_item
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
@@ -319,11 +319,8 @@ class Writer(ModuleWriter):
     # -- parallel ----------------------------------------------------------------------------------
     def parallel(self, sc: Names, raw, at: At, t: T, var: str, env: Env) -> T:
         spec = validate(ParallelDef, raw, at.src, at.path, "parallel")
-        branches = spec.branches if isinstance(spec.branches, dict) else \
-            {f"branch{i + 1}": b for i, b in enumerate(spec.branches)}
         outs = []
-        for key, body in branches.items():
-            b_at = at / "branches" / (key if isinstance(spec.branches, dict) else int(key[6:]) - 1)
+        for key, body, b_at in parallel_branches(spec, at):
             attr = sc.claim(check_name(key, b_at), b_at)
             if isinstance(body, list) and len(body) != 1:
                 mod = self.seq(body, b_at, t, env, sc.prefix + attr)

@@ -267,11 +267,9 @@ class Expander:
 
     def parallel(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
         spec = validate(ParallelDef, raw, at.src, at.path, "parallel")
-        branches = spec.branches if isinstance(spec.branches, dict) else \
-            {f"branch{i + 1}": b for i, b in enumerate(spec.branches)}
         outs = []
-        for key, body in branches.items():
-            b_at = at / "branches" / (key if isinstance(spec.branches, dict) else int(key[6:]) - 1)
+        branches = parallel_branches(spec, at)
+        for key, body, b_at in branches:
             name = scope.claim(check_name(key, b_at), b_at)
             if isinstance(body, list) and len(body) != 1:
                 child, last = self.seq(body, b_at, name, scope.prefix + name, value, scope.env)
@@ -283,7 +281,7 @@ class Expander:
             outs.append(Value(bvar, last.node, last.shape))
         merge_item = Item(spec.merge, None, at, at)
         node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env,
-                            list(branches))
+                            [key for key, _, _ in branches])
         return Value(var, node.index, node.out)
 
     # -- modules (a child attribute, or an element of an nn.Sequential) ----------------------
@@ -393,3 +391,11 @@ def shape_facts(shape: Shape) -> dict[str, int]:
     if len(shape) == 2:
         facts.update(l_in=shape[-1])
     return facts
+
+
+def parallel_branches(spec, at: At) -> list[tuple[str, Any, At]]:
+    """A parallel's branches as (name, body, where it is written): named branches by their key,
+    a list's as branch1, branch2, ..."""
+    if isinstance(spec.branches, dict):
+        return [(k, b, at / "branches" / k) for k, b in spec.branches.items()]
+    return [(f"branch{i + 1}", b, at / "branches" / i) for i, b in enumerate(spec.branches)]
