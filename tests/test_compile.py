@@ -1,7 +1,8 @@
 """Generated modules under torch.compile: traced whole by TorchDynamo (no graph break) in train
 and eval mode, and the compiled module (AOTAutograd, no C++ toolchain needed) gives the eager
 module's outputs and gradients. A sample of the zoo covering every op family the zoo uses runs
-here; bench/compile.py runs every entry."""
+here (compiled against eager in training mode, where batch statistics, dropout and the
+training-only outputs run); bench/codegen.py runs every entry in both modes."""
 from __future__ import annotations
 
 import pytest
@@ -40,6 +41,8 @@ def test_compiles_without_graph_breaks_and_equals_eager(name, mode):
     explained = torch._dynamo.explain(m)(x)
     assert explained.graph_break_count == 0, [str(b.reason) for b in explained.break_reasons]
     assert explained.graph_count == 1
+    if mode == "eval":
+        return      # outputs under compile: training mode, the harder one (bench/codegen.py: both)
     # a twin with the same weights and statistics, compiled; the eager module is the reference
     twin = archc.load(name, input=SAMPLE[name]).to_module()
     twin.load_state_dict(m.state_dict())
