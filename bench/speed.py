@@ -141,6 +141,7 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true")
     p.add_argument("--threads", type=int)
     p.add_argument("--json")
+    p.add_argument("--write", action="store_true", help="write this run's table into docs/benchmarks.md (section 'speed')")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -166,7 +167,26 @@ def main(argv=None):
         meta["gpu"] = torch.cuda.get_device_name()
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    if args.write:
+        sys.path.insert(0, str(HERE))
+        from doc import write_section
+        write_section(HERE.parent / "docs" / "benchmarks.md", "speed", section(meta, rows, argv or sys.argv[1:]))
     return 0
+
+
+def section(meta: dict, rows: list[dict], argv: list[str]) -> str:
+    """This run as docs/benchmarks.md's speed section."""
+    def cell(m):
+        return f"{m['ratio']:.3f} ({m['ratio_min']:.2f}-{m['ratio_max']:.2f}) | {m['archc_img_s']:.1f} / {m['handwritten_img_s']:.1f}"
+    lines = ["## Speed: generated modules against hand-written ones (`bench/speed.py`)", "",
+             f"{time.strftime('%Y-%m-%d')}, {meta['device']}{', ' + meta['gpu'] if 'gpu' in meta else ''}, torch "
+             f"{meta['torch']}, {meta['threads']} threads, amp {meta['amp']}, channels_last {meta['channels_last']}, "
+             f"compile {meta['compile']}, {meta['rounds']} rounds. This run: `python bench/speed.py {' '.join(argv)}`. "
+             "Ratio = hand-written time / archc time (median; per-round range in brackets).", "",
+             "| network | eval ratio (spread) | eval img/s archc / hand | train-step ratio (spread) | train img/s archc / hand |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['net']} | {cell(r['eval'])} | {cell(r['train'])} |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
