@@ -1,5 +1,5 @@
-"""Where an op may overwrite its input instead of allocating its output: the activations, dropouts
-and residual sums that torchvision writes `inplace=True` / `out += identity`.
+"""Where an op may overwrite its input instead of allocating its output: the activations and
+residual sums that torchvision writes `inplace=True` / `out += identity`.
 
 An op runs in place on its first input when the IR proves nobody needs that tensor afterwards:
 - the tensor is not the network's input (the caller's) nor one of its outputs;
@@ -37,7 +37,7 @@ def mark_in_place(net: Network) -> set[int]:
     for n in net.nodes:
         if n.index in final:
             n.args = n.args.model_copy(update={"inplace": True})
-    net.in_place = frozenset(_definition_key(net.nodes[i]) for i in final)
+    net.in_place = frozenset(_definition_key(n) for n in net.nodes if n.index in final)
     return final
 
 
@@ -68,15 +68,16 @@ def _safe_nodes(net: Network, only: set[int] | None = None) -> set[int]:
         key = producer.index if producer is not None else INPUT
         readers[key] = readers.get(key, 0) + 2          # read by the caller: never overwritten
     storage: dict[int, int] = {INPUT: INPUT}            # tensor -> the tensor whose memory it is
-    chain_ok: dict[int, bool] = {INPUT: False}          # storage -> only in-place ops, one reader each
+    chain_ok: dict[int, bool] = {INPUT: False}          # storage -> each tensor on it has one reader
     saved: set[int] = set()                             # storages saved for backward so far
     chosen: set[int] = set()
+    by_index = {n.index: n for n in net.nodes}
     for n in net.nodes:
         src = n.inputs[0] if n.inputs else None
         args = n.args
         if (src is not None and _can_choose(n) and (only is None or n.index in only)
                 and n.in_shapes and n.in_shapes[0] == n.out and storage[src] not in saved
-                and (src == INPUT or _same_module(n, net.nodes[src]))
+                and (src == INPUT or _same_module(n, by_index[src]))
                 and chain_ok.get(storage[src], False) and readers.get(src, 0) == 1):
             chosen.add(n.index)
             args = args.model_copy(update={"inplace": True})

@@ -394,8 +394,7 @@ def shape_facts(shape: Shape) -> dict[str, int]:
 
 
 def parallel_branches(spec, at: At) -> list[tuple[str, Any, At]]:
-    """A parallel's branches as (name, body, where it is written): named branches by their key,
-    a list's as branch1, branch2, ..."""
+    """A parallel's branches as (name, body, where): keys of a mapping, else branch1, branch2..."""
     if isinstance(spec.branches, dict):
         return [(k, b, at / "branches" / k) for k, b in spec.branches.items()]
     return [(f"branch{i + 1}", b, at / "branches" / i) for i, b in enumerate(spec.branches)]

@@ -49,9 +49,8 @@ class Diverged(SpecError):
 
 
 def _keeps_torch_settings(fn):
-    """Training sets process-wide switches (deterministic algorithms, cuDNN autotuning); the
-    caller's are back when it returns. Left on, deterministic mode makes every later
-    torch.empty fill its memory (a test suite's memory grew by gigabytes)."""
+    """The caller's process-wide switches (deterministic mode, cuDNN autotuning) back after a run:
+    left on, deterministic mode makes every later torch.empty fill its memory."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         saved = (torch.are_deterministic_algorithms_enabled(),
