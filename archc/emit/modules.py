@@ -16,7 +16,7 @@ from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.ir.inplace import layer_key
 from archc.spec.expand import per_copy_names
-from archc.spec.layers import STRUCTURES, Item, check_name
+from archc.spec.layers import STRUCTURES, Item, args_mapping, check_name
 from archc.spec.schema import validate
 
 
@@ -84,11 +84,7 @@ class ModuleWriter(LoopWriter):
         return merge_values(cases)
 
     def op_args(self, item: Item, op, env: Env, raw=None):
-        raw = sym(item.args if raw is None else raw, env, item.args_at)
-        if raw is None:
-            raw = {}
-        elif not isinstance(raw, dict):
-            raw = {op.short: raw}
+        raw = args_mapping(item, op.short, sym(item.args if raw is None else raw, env, item.args_at))
         concrete = validate(op.Args, plain(raw), item.args_at.src, item.args_at.path, f"layer ({item.kind})")
         if layer_key(op.name, item.at) in self.em.net.in_place and "inplace" not in raw:
             # the IR proved every instance of this layer may overwrite its input

@@ -14,7 +14,8 @@ from archc.spec.blocks import BlockTable
 from archc.spec.budget import Budget
 from archc.spec.expr import resolve
 from archc.spec.init import tensors_of
-from archc.spec.layers import STRUCTURES, At, Item, check_name, explicit_names, parse_item, reads_input
+from archc.spec.layers import (STRUCTURES, At, Item, args_mapping, check_name, explicit_names, parse_item,
+                               reads_input)
 from archc.spec.repeats import instances, per_copy_names
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
@@ -110,13 +111,7 @@ class Expander:
                 sources: list[str] | None = None) -> Node:
         self.budget.layer(item.at)
         op = ops.get(item.kind)
-        raw = resolve_tree(item.args, env, item.args_at)
-        if raw is None:
-            raw = {}
-        elif not isinstance(raw, dict):
-            if op.short is None:
-                raise item.args_at.error(f"'{item.kind}' takes no short form; write '{item.kind}: {{...}}'")
-            raw = {op.short: raw}
+        raw = args_mapping(item, op.short, resolve_tree(item.args, env, item.args_at))
         args = validate(op.Args, raw, item.args_at.src, item.args_at.path, f"layer '{name}' ({item.kind})")
         node = Node(len(self.nodes), name, op, args, [v.node for v in inputs], item.at)
         infer_node(node, [v.shape for v in inputs], sources, lambda f: arg_loc(item, op, f))

@@ -142,3 +142,14 @@ def tree_at(src: Source, path: tuple) -> Any:
     for part in path:
         node = node[part]
     return node
+
+
+def args_mapping(item: Item, short: str | None, raw: Any) -> dict:
+    """A layer's args as a mapping: none, the mapping written, or its short form's one value."""
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    if short is None:
+        raise item.args_at.error(f"'{item.kind}' takes no short form; write '{item.kind}: {{...}}'")
+    return {short: raw}
