@@ -40,7 +40,10 @@ class ModuleWriter(LoopWriter):
             out = shaped(op.infer(a, [t.shape]))
         except ShapeError:      # a branch not taken here, at a size it does not fit (see block_class)
             t = T(t.var, (t.shape[0], *(make(512, d.node, True) for d in t.shape[1:])), t.moved)
-            out = shaped(op.infer(a, [t.shape]))
+            try:
+                out = shaped(op.infer(a, [t.shape]))
+            except ShapeError as e:     # not even at a large size: the layer cannot be written
+                raise emit_error(item.at, str(e)) from None
         ctor = self.op_ctor(item, op, a, t, out)
         if ctor is None:
             raise emit_error(item.at, f"op '{item.kind}' has no module")

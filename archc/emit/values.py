@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from archc.errors import SpecError
+
 from archc.emit.sym import (Named, folded, make, names_in, substitute)
 from archc.spec.expr import INTERP, NAME, parse, resolve
 
@@ -76,6 +78,14 @@ def sym(value: Any, env: Env, at=None):
         return out if all(x is not None for x in items) else plain(items)
     if not isinstance(value, str) or "$" not in value:
         return make(value, ast.Constant(value)) if value is not None else None
+    from archc.spec.expr import ExprError
+    try:
+        return _sym_text(value, env, at)
+    except ExprError as e:          # as the expander reports it: at the value
+        raise (at.error(str(e)) if at is not None else SpecError(str(e))) from None
+
+
+def _sym_text(value: str, env: Env, at):
     m = NAME.match(value)
     if m:
         key = m.group(1)
