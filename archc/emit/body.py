@@ -157,7 +157,7 @@ class Writer(ModuleWriter):
     def layer_name(self, sc: Names, item: Item, env: Env, cond=TRUE) -> str:
         if "name" in item.wiring:
             at = item.wiring_at["name"]
-            return sc.claim(check_name(sym(item.wiring["name"], env, at).plain, at), at)
+            return sc.claim(check_name(plain(sym(item.wiring["name"], env, at)), at), at)
         return sc.auto(item.kind, item.at, conditional=cond is not TRUE)
 
     def sources(self, sc: Names, item: Item, t: T, env: Env) -> list[tuple[T, str]]:

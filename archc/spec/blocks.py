@@ -1,6 +1,8 @@
 """Block definitions: typed params, `use:` imports of block files, instantiation, cycles."""
 from __future__ import annotations
 
+import keyword
+
 import os
 import re
 from pathlib import Path
@@ -50,10 +52,17 @@ def fits(value, type_name: str) -> bool:
     return isinstance(value, want)
 
 
-def checked_name(name: str, at: At) -> At:
-    """A block's name is its class name in generated code: letters, digits, '_' and '-' only."""
+def checked_name(name: str, at: At, bdef: BlockDef | None = None) -> At:
+    """A block's name is its class name in generated code: letters, digits, '_' and '-' only;
+    its params and lets are Python names there (arguments and locals of __init__)."""
     if not BLOCK_NAME.fullmatch(name):
         raise at.error(f"block name must be an identifier (letters, digits, '_', '-'), got {name!r}", key=True)
+    for group in ("params", "let") if bdef is not None else ():
+        for key in getattr(bdef, group):
+            if not str(key).isidentifier() or keyword.iskeyword(key) or key == "self":
+                raise (at / group / key).error(
+                    f"block '{name}': {group} name {key!r} must be a Python identifier other than a "
+                    f"keyword or 'self' (it is a name in the generated code)", key=True)
     return at
 
 
@@ -70,7 +79,7 @@ class BlockTable:
         table.roots = roots(src.file) if uses else []
         table._import(uses, src, [str(Path(os.path.realpath(src.file)))])
         for name, bdef in blocks.items():
-            table.defs[name] = (bdef, checked_name(name, At(src, ("blocks", name))))
+            table.defs[name] = (bdef, checked_name(name, At(src, ("blocks", name)), bdef))
         return table
 
     def _import(self, uses: list[str], src: Source, chain: list[str]) -> None:
@@ -90,7 +99,7 @@ class BlockTable:
             spec = validate(BlocksFile, sub.tree, sub, (), "block file")
             self._import(spec.use, sub, chain + [key])
             for name, bdef in spec.blocks.items():
-                self.defs[name] = (bdef, checked_name(name, At(sub, ("blocks", name))))
+                self.defs[name] = (bdef, checked_name(name, At(sub, ("blocks", name)), bdef))
 
     def has(self, name: str) -> bool:
         return name in self.defs
