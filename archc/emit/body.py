@@ -4,6 +4,7 @@ parallel structures, each written once from its definition. `when:` becomes an o
 from __future__ import annotations
 
 import ast
+import re
 
 from archc import ops
 from archc.emit.code import INDENT
@@ -14,9 +15,12 @@ from archc.emit.sym import Named, Sym
 from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
-from archc.spec.expand import parallel_branches, per_copy_names
+from archc.spec.expand import parallel_branches, per_copy_names, shortcut_first
 from archc.spec.layers import At, Item, check_name, parse_item
 from archc.spec.schema import ParallelDef, ResidualDef, validate
+
+ASSIGNED = re.compile(r"\s*([A-Za-z_]\w*) = ")     # an __init__ line setting a local
+WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 def neq(a, b) -> ast.expr:
@@ -220,6 +224,7 @@ class Writer(ModuleWriter):
     def residual(self, sc: Names, raw, at: At, t: T, var: str, env: Env) -> T:
         spec = validate(ResidualDef, raw, at.src, at.path, "residual")
         body_var = var if var != t.var else sc.fresh("out")
+        first = len(self.st.init.lines)
         out = self.chain(sc, spec.body, at / "body", T(t.var, t.shape), body_var, env)
         spatial = out.moved
         if spatial is None:
@@ -246,7 +251,10 @@ class Writer(ModuleWriter):
             short_cond, merge_cond = differs, TRUE
         short = (t, t.var)
         if short_cond is not FALSE:
+            made = len(self.st.init.lines)
             short = self.shortcut(sc, kind, sc_at, t, out, env, short_cond, spatial)
+            if shortcut_first(raw):
+                self.move_up(first, made, sc_at)
         if merge_cond is not FALSE:
             merge = Item(spec.merge, None, at, at)
             op = ops.get(spec.merge)
@@ -269,6 +277,19 @@ class Writer(ModuleWriter):
         if spec.post is not None:
             merged = self.chain(sc, spec.post, at / "post", merged, body_var, env)
         return merged
+
+    def move_up(self, first: int, made: int, at: At) -> None:
+        """Put the __init__ lines from `made` on (the shortcut's) before those from `first` (the
+        body's), so that the shortcut's modules register first, as the spec writes them."""
+        lines = self.st.init.lines
+        body, short = lines[first:made], lines[made:]
+        assigned = {m.group(1) for ln in body for m in [ASSIGNED.match(ln)] if m}
+        used = {w for ln in short for w in WORD.findall(ln)}
+        if assigned & used:
+            raise emit_error(at, f"cannot write the shortcut before the body: it uses "
+                                 f"'{min(assigned & used)}', which the body's code sets; write 'body:' first")
+        lines[first:] = short + body
+        self.st.init.holds.clear()
 
     def flag(self, base: str, cond: ast.expr) -> str:
         """A bool computed in __init__ that forward tests (a constant to TorchScript)."""

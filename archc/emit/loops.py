@@ -9,6 +9,7 @@ from archc.emit.entries import FALSE, TRUE, Entry, Mod, all_of, any_of, render_e
 from archc.emit.scope import T, closed_of, emit_error, merge_shape
 from archc.emit.sym import Named, is_const, make, name, names_in, node_of, plain, substitute, text
 from archc.emit.values import Env, condition, sym
+from archc.errors import did_you_mean
 from archc.spec.expand import per_copy_names
 from archc.spec.layers import Item
 
@@ -174,15 +175,27 @@ class LoopWriter:
         test = ast.Compare(name(index), [ast.Eq()], [ast.Constant(0)])
         for k, v in first.items():
             f = sym(v, env)
-            b = sym(base[k], env) if k in base else make(self.default_of(item, k), ast.Constant(self.default_of(item, k)))
+            if k not in base:
+                d = self.default_of(item, k, item.wiring_at["first"] / k)
+            b = sym(base[k], env) if k in base else make(d, ast.Constant(d))
             merged[k] = make(plain(f) if i == 0 else plain(b), ast.IfExp(test, node_of(f), node_of(b)))
         return merged
 
-    def default_of(self, item: Item, key: str):
+    def default_of(self, item: Item, key: str, at):
+        """The default of `key` for what `first:` overrides (a repeat of no copies is never
+        built, so an unknown key is first met here)."""
         if self.em.blocks.has(item.kind):
             from archc.spec.blocks import param_decl
-            return param_decl(self.em.blocks.defs[item.kind][0].params[key])[1]
-        f = ops.get(item.kind).Args.model_fields[key]
-        return f.default
+            params = self.em.blocks.defs[item.kind][0].params
+            if key in params:
+                return param_decl(params[key])[1]
+        else:
+            op = ops.get(item.kind)
+            fields = op.Args.model_fields if op is not None else {}
+            if key in fields:
+                return fields[key].default
+            params = fields
+        raise at.error(f"'first' sets '{key}', which '{item.kind}' does not take{did_you_mean(key, params)}",
+                       key=True)
 
 

@@ -10,6 +10,7 @@ from archc.emit.entries import CHILD, TRUE, replace_name
 from archc.emit.sym import closed_of, plain, is_const, make, name, names_in, simplify, substitute, text
 from archc.emit.values import Env
 from archc.errors import SpecError
+from archc.spec.expr import bound_names
 
 RUNTIME_NAMES = ("h_in", "w_in", "l_in")
 
@@ -112,6 +113,9 @@ class ClassState:
     def forward_text(self, node: ast.expr, keep: tuple = ()) -> str:
         """An __init__ expression as forward sees it: names become attributes stored in __init__,
         except the input sizes forward reads from its input (and `keep`: forward's own names)."""
+        tree = ast.parse(text(node), mode="eval").body
+        keep = (*keep, *bound_names(tree))      # a comprehension's own name stays local
+
         class R(ast.NodeTransformer):
             def visit_Name(s, n):
                 if n.id in keep:
@@ -123,7 +127,7 @@ class ClassState:
                     return n
                 self.constants[n.id] = None
                 return ast.Attribute(value=name("self"), attr=n.id, ctx=ast.Load())
-        return text(R().visit(ast.parse(text(node), mode="eval").body))
+        return text(R().visit(tree))
 
     def step(self, dst: str, srcs: list[str], line: str, guard: str | None = None,
              else_line: str | None = None) -> None:

@@ -12,7 +12,7 @@ from archc.emit.sym import (Named, folded, make, names_in, substitute)
 from archc.spec.expr import INTERP, NAME, parse, resolve
 
 # spec functions that are not Python builtins: imported from math, or a helper emitted once
-MATH = {"ceil", "floor", "sqrt"}
+MATH = {"ceil", "floor", "sqrt", "log", "log2", "exp"}
 HELPERS = {"make_divisible"}
 
 

@@ -108,5 +108,16 @@ class Network:
         return [self.input if n is None else n.out for _, n, _ in self.outputs]
 
     def state_dict_shapes(self) -> dict[str, Shape]:
-        """The state_dict the emitted module will have, in module order, statically."""
-        return {f"{n.name}.{k}": t.shape for n in self.nodes for k, t in n.tensors.items()}
+        """The state_dict the emitted module will have, in module order (the order modules are
+        registered, which is not always the order they run: RegNet's `proj` before `f`)."""
+        return {f"{n.name}.{k}": t.shape for n in self.module_order() for k, t in n.tensors.items()}
+
+    def module_order(self) -> list[Node]:
+        """The nodes that are modules, in the module tree's order (walked without recursion)."""
+        out, todo = [], [self.root]
+        while todo:
+            m = todo.pop()
+            if m.node is not None:
+                out.append(m.node)
+            todo.extend(reversed(m.children))
+        return out

@@ -212,6 +212,7 @@ class Expander:
     def residual(self, scope: ClassScope, raw, at: At, value: Value, var: str) -> Value:
         spec = validate(ResidualDef, raw, at.src, at.path, "residual")
         body_var = var if var != value.var else scope.fresh("out")
+        first = len(scope.module.children)
         out = self.chain(scope, spec.body, at / "body", value, body_var)
         short = value
         # concat keeps every channel (DenseNet): only the other dims must agree for the identity
@@ -225,6 +226,8 @@ class Expander:
                                   f"give a 'shortcut' (layers, or 'auto'), or 'shortcut: none' to drop it")
             if sc != "none":
                 short = self.shortcut(scope, sc, sc_at, value, out.shape)
+                if shortcut_first(raw):     # registered before the body, as written (RegNet's proj)
+                    scope.module.children.insert(first, scope.module.children.pop())
             else:
                 short = None    # 'none': no shortcut where the shape changes; `post` still applies
         if short is not None:
@@ -386,6 +389,13 @@ def shape_facts(shape: Shape) -> dict[str, int]:
     if len(shape) == 2:
         facts.update(l_in=shape[-1])
     return facts
+
+
+def shortcut_first(raw) -> bool:
+    """A residual whose `shortcut:` is written before its `body:` registers the shortcut's
+    modules first (torchvision's RegNet: `proj`, then `f`); else the body's come first."""
+    keys = list(raw) if isinstance(raw, dict) else []
+    return "shortcut" in keys and "body" in keys and keys.index("shortcut") < keys.index("body")
 
 
 def parallel_branches(spec, at: At) -> list[tuple[str, Any, At]]:

@@ -32,9 +32,18 @@ def _round(x, ndigits=None):
     return round(x) if ndigits is None else round(x, ndigits)
 
 
+def _range(*args):
+    # a list, within the item limit before it is built: range(10**9) fails at once
+    r = range(*args)
+    if len(r) > limits.current().expr_items:
+        raise _too_large(len(r))
+    return list(r)
+
+
 FUNCTIONS = {
     "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
-    "ceil": math.ceil, "floor": math.floor, "len": len, "sqrt": math.sqrt,
+    "ceil": math.ceil, "floor": math.floor, "len": len, "sqrt": math.sqrt, "sum": sum,
+    "log": math.log, "log2": math.log2, "exp": math.exp, "range": _range,
     "make_divisible": make_divisible,
 }
 
@@ -59,8 +68,9 @@ class ExprError(Exception):
 
 # Constructs refused outright (named in the message), found before anything is evaluated.
 FORBIDDEN = {
-    ast.Attribute: "attribute access", ast.Lambda: "a lambda", ast.ListComp: "a comprehension",
-    ast.SetComp: "a comprehension", ast.DictComp: "a comprehension", ast.GeneratorExp: "a comprehension",
+    ast.Attribute: "attribute access", ast.Lambda: "a lambda",
+    ast.SetComp: "a set comprehension (write a list: [...])", ast.DictComp: "a dict comprehension",
+    ast.GeneratorExp: "a generator (write a list: [...])",
     ast.NamedExpr: "an assignment (:=)", ast.Starred: "unpacking (*)", ast.Await: "await",
     ast.Yield: "yield", ast.YieldFrom: "yield", ast.JoinedStr: "an f-string",
 }
@@ -131,6 +141,38 @@ def _checked(v: Any) -> Any:
     return v
 
 
+class _Steps:
+    """Items all the comprehensions of one evaluation have gone through, against expr_items:
+    nested comprehensions cannot multiply into a hang."""
+    count = 0
+
+
+def _comprehension(node: ast.ListComp, names: Mapping[str, Any]) -> list:
+    cap = limits.current().expr_items
+    out: list = []
+
+    def loop(k: int, scope: dict) -> None:
+        if k == len(node.generators):
+            out.append(_eval(node.elt, scope))
+            if len(out) > cap:
+                raise _too_large(len(out))
+            return
+        gen = node.generators[k]
+        items = _eval(gen.iter, scope)
+        if not isinstance(items, (list, tuple, str)):
+            raise ExprError(f"'{ast.unparse(gen.iter)}' is not a list to go through")
+        inner = dict(scope)
+        for v in items:
+            _Steps.count += 1
+            if _Steps.count > cap:
+                raise _too_large(_Steps.count)
+            inner[gen.target.id] = v
+            if all(_eval(c, inner) for c in gen.ifs):
+                loop(k + 1, inner)
+    loop(0, dict(names))
+    return _checked(out)
+
+
 def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
@@ -165,6 +207,8 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
         return _eval(node.value, names)[_eval(node.slice, names)]
     if isinstance(node, (ast.List, ast.Tuple)):
         return _checked([_eval(e, names) for e in node.elts])
+    if isinstance(node, ast.ListComp):
+        return _comprehension(node, names)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         fn = FUNCTIONS.get(node.func.id)
         if fn is None:
@@ -206,13 +250,26 @@ def parse(text: str) -> ast.Expression:
             part, whole = ast.unparse(node), ast.unparse(tree.body)
             raise ExprError(f"{FORBIDDEN[type(node)]} is not allowed in an expression: '{part}'"
                             + (f" in '{whole}'" if part != whole else ""))
+        if isinstance(node, ast.comprehension) and (not isinstance(node.target, ast.Name) or node.is_async):
+            raise ExprError(f"a comprehension goes through a list with one name ('for j in ...'), "
+                            f"got 'for {ast.unparse(node.target)} in'")
     return tree
+
+
+def bound_names(tree: ast.AST) -> set[str]:
+    """Names a comprehension binds (`j` in `[w * j for j in range(n)]`)."""
+    return {g.target.id for n in ast.walk(tree) if isinstance(n, ast.ListComp) for g in n.generators}
 
 
 def evaluate(text: str, names: Mapping[str, Any]) -> Any:
     """Evaluate one expression (the part inside `${...}`); an integer result must fit the
     int_bits limit (it becomes a size, a count or a literal of the generated code)."""
     tree = parse(text)
+    hidden = bound_names(tree) & set(names)
+    if hidden:      # the generated code substitutes spec names: a loop name must not hide one
+        raise ExprError(f"the comprehension's name '{min(hidden)}' hides the name '{min(hidden)}' of the "
+                        f"spec; choose another")
+    _Steps.count = 0
     try:
         value = _eval(tree.body, names)
     except ExprError:

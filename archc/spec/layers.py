@@ -24,6 +24,8 @@ register_parameter register_state_dict_post_hook register_state_dict_pre_hook re
 set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu
 zero_grad self torch nn F x
 """.split())
+# what nn.Sequential.add_module refuses: the attributes a Sequential already has
+SEQUENTIAL_ATTRS = (MODULE_ATTRS - {"self", "torch", "nn", "F", "x"}) | {"append", "extend", "insert", "pop"}
 
 
 @dataclass
@@ -90,13 +92,17 @@ def parse_item(raw: Any, at: At) -> Item:
 
 
 def check_name(name: Any, at: At, attribute: bool = True) -> str:
-    """Layer names become Python attribute names in generated code: validate them strictly."""
-    if not isinstance(name, str) or not IDENT.fullmatch(name) or keyword.iskeyword(name):
-        if not (isinstance(name, str) and name.isdigit() and not attribute):
+    """Layer names become Python attribute names in generated code: validate them strictly. A
+    child of a seq (`attribute=False`) is only ever a key of its nn.Sequential, so any string
+    that `add_module` takes will do (torchvision's RegNet names its blocks `block1-0`)."""
+    if attribute:
+        if not isinstance(name, str) or not IDENT.fullmatch(name) or keyword.iskeyword(name):
             if isinstance(name, str) and keyword.iskeyword(name):
                 raise at.error(f"name '{name}' is a Python keyword; choose another name")
             raise at.error(f"name must be a Python identifier, got {name!r}")
-    if attribute and name in MODULE_ATTRS:
+    elif not isinstance(name, str) or not name or "." in name or not name.isprintable():
+        raise at.error(f"name of a seq child must be a non-empty printable string without '.', got {name!r}")
+    if name in (MODULE_ATTRS if attribute else SEQUENTIAL_ATTRS):
         raise at.error(f"name '{name}' is reserved (an nn.Module attribute or a name the generated code uses)")
     return name
 
