@@ -44,6 +44,8 @@ def test_comprehensions_and_new_functions():
     ("range(10 ** 9)", "expression result too large"),
     ("[j for j in range(100000) for k in range(100000)]", "expression result too large"),
     ("[[k for k in range(1000)] for j in range(1000)]", "expression result too large"),
+    ("['a' * 99999 for j in range(100000)]", "expression result too large"),   # refused at item 2
+    ("sum([[j] for j in range(50000)])", "sum takes a list of numbers"),       # no quadratic concat
     ("[j for j in 5]", "'5' is not a list to go through"),
     ("[a for a, b in [[1, 2]]]", "one name ('for j in ...'), got 'for (a, b) in'"),
     ("[i for i in range(3)]", "the comprehension's name 'i' hides the name 'i'"),

@@ -40,9 +40,16 @@ def _range(*args):
     return list(r)
 
 
+def _sum(items):
+    # numbers only: summing lists would concatenate them quadratically
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, (int, float)) for v in items):
+        raise ExprError(f"sum takes a list of numbers, got {str(items)[:60]}")
+    return sum(items)
+
+
 FUNCTIONS = {
     "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
-    "ceil": math.ceil, "floor": math.floor, "len": len, "sqrt": math.sqrt, "sum": sum,
+    "ceil": math.ceil, "floor": math.floor, "len": len, "sqrt": math.sqrt, "sum": _sum,
     "log": math.log, "log2": math.log2, "exp": math.exp, "range": _range,
     "make_divisible": make_divisible,
 }
@@ -150,12 +157,15 @@ class _Steps:
 def _comprehension(node: ast.ListComp, names: Mapping[str, Any]) -> list:
     cap = limits.current().expr_items
     out: list = []
+    built = [0]     # items of the result so far, nested lists and strings counted in full
 
     def loop(k: int, scope: dict) -> None:
         if k == len(node.generators):
-            out.append(_eval(node.elt, scope))
-            if len(out) > cap:
-                raise _too_large(len(out))
+            v = _eval(node.elt, scope)
+            out.append(v)
+            built[0] += size(v, cap) if isinstance(v, (list, tuple, str)) else 1
+            if built[0] > cap:      # before the next item: many large items would blow memory up
+                raise _too_large(built[0])
             return
         gen = node.generators[k]
         items = _eval(gen.iter, scope)

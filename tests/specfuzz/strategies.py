@@ -41,7 +41,11 @@ EXPRS = ["${i}", "${i + 1}", "${c_in}", "${c_in * 2}", "${h_in // 2}", "${num_cl
          "${[c_in, 3][i]}", "${true if i else false}", "${i % 2 == 0}", "${x.y}", "${(lambda: 1)()}",
          "${" + "-" * 1900 + "1}", "${" + "+".join(["1"] * 900) + "}", "${" + "(" * 150 + "1" + ")" * 150 + "}",
          "$num_classes", "$i", "$nope", "$$x", "${", "${}", "$", "conv${i + 1}", "${'a' in 'abc'}", "${-i}",
-         "${float('inf')}", "${int(1e300)}", "${[[1, 2], [3]]}", "${not i}", "${ceil(1e308 * 10)}"]
+         "${float('inf')}", "${int(1e300)}", "${[[1, 2], [3]]}", "${not i}", "${ceil(1e308 * 10)}",
+         "${[j for j in range(10 ** 9)]}", "${[j * k for j in range(10 ** 4) for k in range(10 ** 4)]}",
+         "${sum([[j] for j in range(50000)], [])}", "${log(0)}", "${exp(10 ** 4)}", "${[i for i in range(3)]}",
+         "${[c_in // (j + 1) for j in range(3)][i % 3]}", "${log2(c_in)}", "${range(c_in)}", "${sum(range(i + 2))}",
+         "${[a for a, b in [[1, 2]]]}", "${sum(j for j in [1])}", "${[[j] * 1000 for j in range(1000)]}"]
 STRINGS = ["", "a", "x", "input", "self", "forward", "class", "a\n", "\ud800", "a-b", "1abc", "é", "\x00", "\t",
            "same", "valid", "auto", "none", "add", "concat", "3x224x224", "3x0x0", "a" * 5000, "../../etc/passwd",
            "/dev/zero", "blocks/resnet.yaml", "common_blocks.yaml", "spec.yaml", "ref.yaml", "relu", "conv",
