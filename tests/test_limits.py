@@ -181,3 +181,19 @@ def test_round_and_interpolation_bombs():
         assert ei.value.message == msg
     with pytest.raises(SpecError, match="expression result too large: 150,001 items"):
         archc.load(HEAD + "vars: {s: \"${'x' * 50000}\"}\nlayers:\n  - conv: {out: 4, k: 1, name: \"a${s}${s}${s}\"}\n")
+
+
+def test_writing_the_code_is_bounded_like_expansion():
+    """Build writes a definition once per distinct instance, its `when:`-off layers too: that work
+    counts against the layer limit, so long definitions in many instances cannot keep it busy."""
+    off = '    - {conv: {out: 4, k: 1}, when: "${t > 0}"}\n' * 30
+    text = HEAD + ("blocks:\n  unit:\n    params: {t: int, tag: int}\n    seq:\n" + off +
+                   "    - conv: {out: 4, k: 1}\n"
+                   'layers:\n  - {unit: {t: "${i % 2}", tag: $i}, repeat: 10}\n')
+    with limits.raised(layers=250):
+        net = archc.load(text)                    # 5 x 31 + 5 x 1 layers: within the limit
+        assert len(net.nodes) == 160
+        with pytest.raises(SpecError) as info:
+            net.source()                          # 10 distinct instances x 31 layers written
+    assert "writing the code goes through too many layers" in info.value.message
+    assert info.value.loc is not None

@@ -122,9 +122,16 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.wfile.flush()
         if kind == "interrupt":
             _thread.interrupt_main()
-            time.sleep(0.2)
-            self.wfile.write(data[len(data) // 2:len(data) // 2 + 100])   # wakes the reader
-            time.sleep(0.2)
+            # keep the connection open, a byte at a time, until the reader has taken the interrupt
+            # and gone (on a loaded machine that can take a while); an early end of the stream
+            # would be a truncated download instead
+            for j in range(len(data) // 2, min(len(data), len(data) // 2 + 100)):
+                time.sleep(0.1)
+                try:
+                    self.wfile.write(data[j:j + 1])
+                    self.wfile.flush()
+                except OSError:
+                    break
 
 
 @pytest.fixture(scope="module")

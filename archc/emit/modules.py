@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from archc import ops
+from archc import limits, ops
 from archc.emit.code import Choice, NeedsRuntime, call, ctor_text, sequential
 from archc.emit.init_rules import record_module
 from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_of, any_of, attach, domain, involved,
@@ -174,6 +174,13 @@ class ModuleWriter(LoopWriter):
 
     # -- any child ---------------------------------------------------------------------------------
     def module(self, item: Item, t: T, env: Env, at_name: str, repeatable: bool = True) -> Mod:
+        self.em.visits += 1
+        if self.em.visits > limits.current().layers:
+            # a definition is written once per distinct instance, its off branches too: bounded
+            # like expansion, so that many long definitions cannot keep build busy for minutes
+            raise limits.too_large("layers", "writing the code goes through too many layers (each block "
+                                   "definition once per distinct instance, layers left out by 'when:' "
+                                   "included)", loc=item.at.loc())
         if repeatable and "repeat" in item.wiring:
             return self.repeated(item, t, env)
         if item.kind == "seq":

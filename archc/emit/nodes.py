@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from archc.spec.expr import depth
+
 
 def const(v: Any) -> ast.expr:
     if isinstance(v, (list, tuple)):
@@ -166,8 +168,15 @@ def substitute(node: ast.expr | None, mapping: dict[str, ast.expr]) -> ast.expr 
     class R(ast.NodeTransformer):
         def visit_Name(self, n):
             return mapping.get(n.id, n)
-    out = deep_simplify(R().visit(copy(node)))
-    return fold_constants(out)
+    out = R().visit(copy(node))
+    if depth(out) > MAX_DEPTH:      # sizes through a long chain of blocks: no expression (the
+        return None                 # callers say so, located) rather than a recursion error
+    return fold_constants(deep_simplify(out))
+
+
+# deepest expression the writer builds (the zoo's reach 41: ResNet-152's sizes); the recursive
+# ast walks stay far from Python's stack limit
+MAX_DEPTH = 150
 
 
 def copy(node):

@@ -163,8 +163,20 @@ def merge_shape(cond: ast.expr, then: tuple, other: tuple, lets, on: bool) -> tu
     return tuple(merge_branch(cond, a, b, lets, on) for a, b in zip(then, other))
 
 
+IMPLIED: dict[tuple, bool] = {}     # the same question recurs for every instance of a definition
+
+
 def implied_equal(cond: ast.expr, a: ast.expr, b: ast.expr, lets: dict[str, ast.expr]) -> bool:
     """a == b wherever cond is false, shown by substituting what `not cond` says into both."""
+    key = (ast.dump(cond), ast.dump(a), ast.dump(b), tuple((k, ast.dump(v)) for k, v in lets.items()))
+    if key not in IMPLIED:
+        if len(IMPLIED) > 10_000:
+            IMPLIED.clear()
+        IMPLIED[key] = _implied_equal(cond, a, b, lets)
+    return IMPLIED[key]
+
+
+def _implied_equal(cond: ast.expr, a: ast.expr, b: ast.expr, lets: dict[str, ast.expr]) -> bool:
     facts = []
     if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.NotEq):
         left, right = cond.left, cond.comparators[0]
