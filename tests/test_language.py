@@ -164,3 +164,14 @@ def test_regnet_widths_follow_the_paper_formula():
     assert net.vars["block_widths"] == w
     stages = [k.split(".")[1] for k in net.state_dict_shapes() if k.endswith("f.a.0.weight")]
     assert len(set(stages)) == len(set(w))
+
+
+def test_range_is_a_list_in_the_generated_code_too():
+    net = load("""
+    vars: {n: 3, ws: "${range(n) + [5]}", vs: "${[4 * (j + 1) for j in range(n)]}"}
+    layers:
+      - conv: {out: "${vs[-1] + ws[-1]}", k: 1}
+    """)
+    src = net.source()
+    assert "ws = list(range(n)) + [5]" in src and "for j in range(n)]" in src
+    assert net.to_module().conv1.out_channels == 17 == net.nodes[0].out[0]

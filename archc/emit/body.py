@@ -15,8 +15,8 @@ from archc.emit.sym import Named, Sym
 from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
-from archc.spec.expand import parallel_branches, per_copy_names, shortcut_first
-from archc.spec.layers import At, Item, check_name, parse_item
+from archc.spec.expand import parallel_branches, per_copy_names
+from archc.spec.layers import At, Item, check_name, parse_item, shortcut_first
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
 ASSIGNED = re.compile(r"\s*([A-Za-z_]\w*) = ")     # an __init__ line setting a local

@@ -44,7 +44,27 @@ def spec_node(tree: ast.expr, env: Env, which: str = "node") -> ast.expr | None:
             mapping[n] = node
         elif n in ("true", "false"):
             mapping[n] = ast.Constant(n == "true")
-    return substitute(tree, mapping)
+    out = substitute(tree, mapping)
+    return listed_ranges(out) if out is not None else None
+
+
+def listed_ranges(node: ast.expr) -> ast.expr:
+    """The spec's `range` gives a list: `list(range(n))` in the code, but where a comprehension
+    goes through it (`for j in range(n)`, as a person writes it)."""
+    class L(ast.NodeTransformer):
+        def visit_comprehension(self, c):
+            iter_ = c.iter
+            self.generic_visit(c)
+            if isinstance(iter_, ast.Call) and isinstance(iter_.func, ast.Name) and iter_.func.id == "range":
+                c.iter = iter_          # its args were visited in place already
+            return c
+
+        def visit_Call(self, n):
+            self.generic_visit(n)
+            if isinstance(n.func, ast.Name) and n.func.id == "range":
+                return ast.Call(ast.Name("list", ast.Load()), [n], [])
+            return n
+    return L().visit(node)
 
 
 def uses_runtime(tree: ast.expr, env: Env) -> bool:

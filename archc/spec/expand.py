@@ -14,8 +14,8 @@ from archc.spec.blocks import BlockTable
 from archc.spec.budget import Budget
 from archc.spec.expr import resolve
 from archc.spec.init import tensors_of
-from archc.spec.layers import (STRUCTURES, At, Item, args_mapping, check_name, explicit_names, parse_item,
-                               reads_input)
+from archc.spec.layers import (STRUCTURES, At, Item, args_mapping, check_name, explicit_names, parse_item, reads_input,
+                               shortcut_first)
 from archc.spec.repeats import instances, per_copy_names
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
@@ -389,13 +389,6 @@ def shape_facts(shape: Shape) -> dict[str, int]:
     if len(shape) == 2:
         facts.update(l_in=shape[-1])
     return facts
-
-
-def shortcut_first(raw) -> bool:
-    """A residual whose `shortcut:` is written before its `body:` registers the shortcut's
-    modules first (torchvision's RegNet: `proj`, then `f`); else the body's come first."""
-    keys = list(raw) if isinstance(raw, dict) else []
-    return "shortcut" in keys and "body" in keys and keys.index("shortcut") < keys.index("body")
 
 
 def parallel_branches(spec, at: At) -> list[tuple[str, Any, At]]:

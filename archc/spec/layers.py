@@ -159,3 +159,10 @@ def args_mapping(item: Item, short: str | None, raw: Any) -> dict:
     if short is None:
         raise item.args_at.error(f"'{item.kind}' takes no short form; write '{item.kind}: {{...}}'")
     return {short: raw}
+
+
+def shortcut_first(raw) -> bool:
+    """A residual whose `shortcut:` is written before its `body:` registers the shortcut's
+    modules first (torchvision's RegNet: `proj`, then `f`); else the body's come first."""
+    keys = list(raw) if isinstance(raw, dict) else []
+    return "shortcut" in keys and "body" in keys and keys.index("shortcut") < keys.index("body")
