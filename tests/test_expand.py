@@ -114,6 +114,9 @@ def test_unknown_variant_and_variant_var():
     assert "unknown variant 'smal'" in error(VARIANTS, variant="smal")
     msg = error(VARS + "variants:\n  bad: {vars: {bse: 2}}\n", variant="bad")
     assert "unknown var 'bse'" in msg and "base" in msg
+    # also where another variant, or none, is built: the generated code has a builder for each
+    msg = error(VARS + "variants:\n  bad: {vars: {from: 2}}\n")
+    assert msg.startswith("<string>:") and "variant 'bad' sets unknown var 'from'" in msg
 
 
 # -- expressions ---------------------------------------------------------------------------------

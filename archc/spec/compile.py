@@ -62,11 +62,14 @@ def compile_source(src: Source, variant: str | None = None, overrides: Mapping[s
         if variant not in spec.variants:
             raise SpecError(f"unknown variant '{variant}'{did_you_mean(variant, spec.variants)}; "
                             f"variants: {', '.join(spec.variants) or 'none'}", src.loc(("variants",)))
-        v = spec.variants[variant]
+    # every variant, not only the one built: the generated code has a builder for each
+    for name, v in spec.variants.items():
         for k in v.vars:
             if k not in env:
-                raise SpecError(f"variant '{variant}' sets unknown var '{k}'{did_you_mean(k, env)}",
-                                src.loc(("variants", variant, "vars", k), key=True))
+                raise SpecError(f"variant '{name}' sets unknown var '{k}'{did_you_mean(k, env)}",
+                                src.loc(("variants", name, "vars", k), key=True))
+    if variant is not None:
+        v = spec.variants[variant]
         env.update(v.vars)
         shape = v.input or shape
     for k, value in (overrides or {}).items():
