@@ -4,6 +4,7 @@ and outputs; and a builder function per variant, as torchvision's builders are."
 from __future__ import annotations
 
 import ast
+import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ def root_class(em) -> Root:
     w = Writer(em, st)
     params, derived = [], Code(3)
     for k, raw in spec.vars.items():
-        if not k.isidentifier() or k in ("self", "super", "nn", "torch", "F"):
+        if not k.isidentifier() or keyword.iskeyword(k) or k in ("self", "super", "nn", "torch", "F"):
             raise emit_error(em.src.loc(("vars", k)), f"var '{k}' cannot be a Python argument name")
         if is_expression(raw):
             params.append((k, None))
