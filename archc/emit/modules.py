@@ -15,7 +15,7 @@ from archc.emit.sym import PLACEHOLDERS, Sym, is_const, make, name, names_in, no
 from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.ir.inplace import layer_key
-from archc.spec.expand import per_copy_names
+from archc.spec.expand import per_copy_names, unknown_kind
 from archc.spec.layers import STRUCTURES, Item, args_mapping, check_name
 from archc.spec.schema import validate
 
@@ -191,6 +191,8 @@ class ModuleWriter(LoopWriter):
         if self.em.blocks.has(item.kind):
             return self.block_module(item, t, env)
         op = ops.get(item.kind)
+        if op is None:          # in a layer the built network leaves out: first met here
+            raise unknown_kind(item, self.em.blocks)
         return self.op_module(item, op, t, env)
 
     # -- nn.Sequential -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc import ops
-from archc.errors import did_you_mean
+from archc.errors import SpecError, did_you_mean
 from archc.ir.graph import Module, Node
 from archc.ir.infer import infer_node
 from archc.ops.base import Shape
@@ -306,10 +306,7 @@ class Expander:
             return self.blocks.instantiate(self, item, attr, path, value, env)
         op = ops.get(item.kind)
         if op is None:
-            names = list(ops.REGISTRY) + list(self.blocks.names()) + list(STRUCTURES)
-            hint = did_you_mean(item.kind, names)
-            what = "block" if any(hint == did_you_mean(b, [b]) for b in self.blocks.names()) else "op"
-            raise item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)   # at the op's key
+            raise unknown_kind(item, self.blocks)
         if op.arity is None:
             raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
                                 f"or at the top level, not inside a seq")
@@ -364,6 +361,14 @@ class Expander:
                 child, value = self.child(one, name, f"{path}.{name}", value, ienv)
                 mod.children.append(child)
         return value
+
+
+def unknown_kind(item: Item, blocks) -> SpecError:
+    """A layer whose key is no op, block or structure: said at the key, with the nearest name."""
+    names = list(ops.REGISTRY) + list(blocks.names()) + list(STRUCTURES)
+    hint = did_you_mean(item.kind, names)
+    what = "block" if any(hint == did_you_mean(b, [b]) for b in blocks.names()) else "op"
+    return item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)
 
 
 def layer_init(item: Item, node: Node, env: dict) -> dict:
