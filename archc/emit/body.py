@@ -173,6 +173,8 @@ class Writer(ModuleWriter):
         value = plain(s)
         refs = value if isinstance(value, list) else [value]
         for r in refs:
+            if not isinstance(r, str):          # as the expander says it
+                raise at.error(f"'from' takes an id or a list of ids, got {value!r}")
             if r not in sc.ids:
                 raise at.error(f"unknown id '{r}'{did_you_mean(r, sc.ids)}; known here: {', '.join(sc.ids) or 'none'}")
         node = node_of(s)
