@@ -45,7 +45,16 @@ def spec_node(tree: ast.expr, env: Env, which: str = "node") -> ast.expr | None:
         elif n in ("true", "false"):
             mapping[n] = ast.Constant(n == "true")
     out = substitute(tree, mapping)
-    return listed_ranges(out) if out is not None else None
+    return listed_ranges(out) if out is not None and calls_range(tree) else out
+
+
+def calls_range(tree: ast.expr) -> bool:
+    """Whether a spec expression calls `range` (looked for in the spec's own small tree)."""
+    return any(is_range(n) for n in ast.walk(tree))
+
+
+def is_range(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
 
 
 def listed_ranges(node: ast.expr) -> ast.expr:
@@ -53,17 +62,15 @@ def listed_ranges(node: ast.expr) -> ast.expr:
     goes through it (`for j in range(n)`, as a person writes it)."""
     class L(ast.NodeTransformer):
         def visit_comprehension(self, c):
-            iter_ = c.iter
-            self.generic_visit(c)
-            if isinstance(iter_, ast.Call) and isinstance(iter_.func, ast.Name) and iter_.func.id == "range":
-                c.iter = iter_          # its args were visited in place already
+            if not is_range(c.iter):
+                return self.generic_visit(c)
+            c.iter.args = [self.visit(a) for a in c.iter.args]
+            c.ifs = [self.visit(x) for x in c.ifs]
             return c
 
         def visit_Call(self, n):
             self.generic_visit(n)
-            if isinstance(n.func, ast.Name) and n.func.id == "range":
-                return ast.Call(ast.Name("list", ast.Load()), [n], [])
-            return n
+            return ast.Call(ast.Name("list", ast.Load()), [n], []) if is_range(n) else n
     return L().visit(node)
 
 
