@@ -187,10 +187,23 @@ def fold_constants(node: ast.expr) -> ast.expr:
     """Fold every name-free part whose value is an int, bool or str."""
     from archc.spec.expr import ExprError, evaluate
 
+    named: set[int] = set()     # ids of the nodes that read a name (names_in, found bottom-up:
+    keep: list = []             # asking names_in at every node was quadratic); kept alive for their ids
+
     class F(ast.NodeTransformer):
         def generic_visit(self, n):
             super().generic_visit(n)
-            if isinstance(n, ast.expr) and not isinstance(n, (ast.Constant, ast.Name)) and not names_in(n) \
+            reads = isinstance(n, ast.Name) or any(
+                id(c) in named for c in ast.iter_child_nodes(n)
+                if not (isinstance(n, ast.Call) and c is n.func and isinstance(c, ast.Name)))
+            out = self.fold(n, reads)
+            if reads:
+                named.add(id(out))
+                keep.append(out)
+            return out
+
+        def fold(self, n, reads: bool):
+            if isinstance(n, ast.expr) and not isinstance(n, (ast.Constant, ast.Name)) and not reads \
                     and not isinstance(n, (ast.List, ast.Tuple, ast.JoinedStr, ast.FormattedValue)):
                 try:
                     v = evaluate(ast.unparse(n), {})
