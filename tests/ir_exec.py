@@ -34,6 +34,10 @@ def run_ir(net, state: dict, x: torch.Tensor):
             names = [f"v{j}" for j in range(len(ins))]
             values[node.index] = eval(node.op.expr(node.args, names), {**ns, **dict(zip(names, ins))})
             continue
+        if node.op.holds_parameter:         # a parameter of the enclosing class, not a module
+            scope = {"p": state[node.name], "v0": ins[0]}
+            values[node.index] = eval(node.op.applied(node.args, "p", "v0"), {**ns, **scope})
+            continue
         ctor = node.op.module(node.args, node.in_shapes, node.out)
         for src in ctor.support:
             if src not in seen:

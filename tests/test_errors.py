@@ -112,10 +112,10 @@ CASES = [
      "use 'from: [a, b]'"),
     ("linear_no_flatten.yaml", [],
      "tests/broken/linear_no_flatten.yaml:8:5: layer 'fc1' (linear) cannot take input of shape [16, 7, 7]: "
-     "add 'flatten' before it"),
+     "add 'flatten' before it, or 'over: last' to apply it to the last dim"),
     ("toml_linear_no_flatten.toml", [],
      "tests/broken/toml_linear_no_flatten.toml:8:1: layer 'fc1' (linear) cannot take input of shape [8, 26, 26]: "
-     "add 'flatten' before it"),
+     "add 'flatten' before it, or 'over: last' to apply it to the last dim"),
     ("kernel_too_large.yaml", [],
      "tests/broken/kernel_too_large.yaml:7:24: layer 'conv3' (conv): kernel 5 is larger than the padded input 4x4"),
     ("pool_too_large.toml", [],

@@ -86,6 +86,11 @@ OPS = {
     "bn_1d_features": ["flatten", "bn", "relu", {"linear": 3}],
     "layernorm": [CONV, {"layernorm": 1}, {"layernorm": {}}],
     "groupnorm": [CONV, {"groupnorm": 2}],
+    "layernorm_channels": [CONV, {"layernorm": {"over": "channels"}}, CONV],
+    # ConvNeXt's channels-last MLP: the views, a LayerNorm and Linears over the last dim, a layer scale
+    "channels_last": [CONV, {"permute": [1, 2, 0]}, {"layernorm": 1}, {"linear": {"out": 6, "over": "last"}}, "gelu",
+                      {"linear": {"out": 4, "over": "last"}}, {"permute": [2, 0, 1]}, {"layer_scale": {"value": 1e-6}},
+                      CONV],
     "lrn": [CONV, {"lrn": 3}],
     "maxpool": [CONV, {"maxpool": {"k": 3, "stride": 2, "ceil_mode": True}}],
     "maxpool_same": [CONV, {"maxpool": {"k": 3, "stride": 2, "pad": "same"}}],

@@ -148,6 +148,13 @@ CASES = [
     case("dropout-channel", C2, {"dropout": {"p": 0.2, "channel": True}}),
     case("drop_path", C2, {"drop_path": 0.2}),
     case("drop_path-batch", C1, {"drop_path": {"p": 0.5, "mode": "batch"}}),
+    # -- channels last (ConvNeXt): permute, linear and layernorm over the last dim, layer scale
+    case("permute", C2, {"permute": [1, 2, 0]}),
+    case("channels-last-mlp", C2, {"permute": [1, 2, 0]}, {"layernorm": 1}, {"linear": {"out": 6, "over": "last"}},
+         {"permute": [2, 0, 1]}, keys=["layernorm1.weight", "layernorm1.bias", "linear1.weight", "linear1.bias"]),
+    case("layernorm-channels", C2, {"layernorm": {"over": "channels", "eps": 1e-6}}),
+    case("layer_scale", C2, {"conv": {"out": 4, "k": 1}}, {"layer_scale": {"value": 0.1}},
+         keys=["layer_scale1", "conv1.weight", "conv1.bias"]),
     # -- pad / upsample / shuffle / split
     case("pad-int", C2, {"pad": 1}),
     case("pad-list-reflect", C2, {"pad": {"pad": [1, 2, 0, 3], "mode": "reflect"}}),
@@ -221,7 +228,7 @@ def test_op_matches_module(input, layers, keys):
         with torch.no_grad():
             y, seen = real_output_shapes(m, net, x)
         assert tuple(y.shape[1:]) == net.output_shapes[0]
-        assert set(seen) == {n.name for n in net.nodes if n.op.arity == 1}
+        assert set(seen) == {n.name for n in net.nodes if n.op.arity == 1 and not n.op.holds_parameter}
         for node in net.nodes:
             if node.name in seen:
                 assert seen[node.name] == node.out, node.name

@@ -71,6 +71,8 @@ class Writer(ModuleWriter):
         write_entries(self.st.init, mod.entries, f"self.{attr}")
 
     def call(self, attr: str, mod: Mod, src: str) -> str:
+        if mod.applies is not None:
+            return mod.applies.replace("{p}", f"self.{attr}").replace("{x}", src)
         return mod.functional.replace("{x}", src) if mod.functional is not None else f"self.{attr}({src})"
 
     # -- items of a class --------------------------------------------------------------------------
@@ -96,7 +98,7 @@ class Writer(ModuleWriter):
         ins = self.sources(sc, item, t, env)
         out_var = var
         if "id" in item.wiring:
-            ident = check_name(sym(item.wiring["id"], env, item.wiring_at["id"]).plain, item.wiring_at["id"])
+            ident = check_name(plain(sym(item.wiring["id"], env, item.wiring_at["id"])), item.wiring_at["id"])
             if ident in sc.ids:
                 raise item.wiring_at["id"].error(f"duplicate id '{ident}'")
             out_var = ident if ident not in sc.vars else sc.fresh(ident)
@@ -121,7 +123,10 @@ class Writer(ModuleWriter):
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 attr = self.layer_name(sc, item, env, cond)
                 src, x = ins[0][1], assume(ins[0][0], cond)
-                mod = self.module(item, x, env, sc.prefix + attr)
+                mod = self.module(item, x, env, sc.prefix + attr, direct=True)
+                if mod.applies is not None and cond is not TRUE:
+                    raise emit_error(item.at, f"'{item.kind}' under 'when:': a parameter cannot be left "
+                                              f"out by a condition in the generated class; make it a block")
                 mod.out = own_channels(mod.out, attr)
                 self.assign(attr, mod, cond)
                 self.module_step(out_var, attr, mod, src, cond, t, "id" not in item.wiring)
@@ -310,7 +315,7 @@ class Writer(ModuleWriter):
             stride = self.auto_stride(spatial, t, want, at)
             kind = [{"conv": {"out": want.shape[0], "k": 1, "stride": stride, "bias": False}}, "bn"]
         if isinstance(kind, dict) and "layers" in kind:
-            attr = check_name(sym(kind.get("name", attr), env, at).plain, at)
+            attr = check_name(plain(sym(kind.get("name", attr), env, at)), at)
             kind, at = kind["layers"], at / "layers"
         attr = sc.claim(attr, at)
         if isinstance(kind, list):

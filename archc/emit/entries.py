@@ -28,6 +28,7 @@ class Mod:
     render: Callable[[int, int], str] | None = None
     entries: list["Entry"] | None = None
     functional: str | None = None       # a forward expression over `{x}` (runtime arguments)
+    applies: str | None = None          # a parameter, not a module: forward over `{p}` and `{x}`
 
 
 @dataclass

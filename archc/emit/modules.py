@@ -15,7 +15,7 @@ from archc.emit.sym import PLACEHOLDERS, Sym, is_const, make, name, names_in, no
 from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.ir.inplace import layer_key
-from archc.spec.expand import per_copy_names, unknown_kind
+from archc.spec.expand import parameter_placement, per_copy_names, unknown_kind
 from archc.spec.layers import STRUCTURES, Item, args_mapping, check_name
 from archc.spec.schema import validate
 
@@ -52,6 +52,8 @@ class ModuleWriter(LoopWriter):
         for one in ctor.cases if isinstance(ctor, Choice) else [ctor]:
             record_module(self.em, one[1] if isinstance(one, tuple) else one, op.tensors(a, [t.shape], out))
         mod = Mod(out, self.op_changes(op, a, t, out), lambda d, f: ctor_text(ctor, d, f))
+        if op.holds_parameter:
+            mod.applies = op.applied(a, "{p}", "{x}")
         try:
             ctor_text(ctor, 0)
         except NeedsRuntime:
@@ -173,7 +175,8 @@ class ModuleWriter(LoopWriter):
         return Mod(out, changes, lambda d, f: call(info.name, args, d, f))
 
     # -- any child ---------------------------------------------------------------------------------
-    def module(self, item: Item, t: T, env: Env, at_name: str, repeatable: bool = True) -> Mod:
+    def module(self, item: Item, t: T, env: Env, at_name: str, repeatable: bool = True,
+               direct: bool = False) -> Mod:
         self.em.visits += 1
         if self.em.visits > limits.current().layers:
             # a definition is written once per distinct instance, its off branches too: bounded
@@ -193,6 +196,8 @@ class ModuleWriter(LoopWriter):
         op = ops.get(item.kind)
         if op is None:          # in a layer the built network leaves out: first met here
             raise unknown_kind(item, self.em.blocks)
+        if op.holds_parameter and not direct:
+            raise parameter_placement(item)
         return self.op_module(item, op, t, env)
 
     # -- nn.Sequential -----------------------------------------------------------------------------

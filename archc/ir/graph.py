@@ -8,7 +8,7 @@ from typing import Any
 
 from archc.errors import Location
 from archc.ir.init import InitSpec
-from archc.ops.base import Op, OpArgs, Shape, Tensor
+from archc.ops.base import Op, OpArgs, Shape, Tensor, tensor_key
 
 
 @dataclass(eq=False)
@@ -110,14 +110,17 @@ class Network:
     def state_dict_shapes(self) -> dict[str, Shape]:
         """The state_dict the emitted module will have, in module order (the order modules are
         registered, which is not always the order they run: RegNet's `proj` before `f`)."""
-        return {f"{n.name}.{k}": t.shape for n in self.module_order() for k, t in n.tensors.items()}
+        return {tensor_key(n.name, k): t.shape for n in self.module_order() for k, t in n.tensors.items()}
 
     def module_order(self) -> list[Node]:
-        """The nodes that are modules, in the module tree's order (walked without recursion)."""
+        """The nodes that are modules, in the module tree's order (walked without recursion); a
+        class's own parameters (a `layer_scale`'s) come before its children, as torch orders them."""
         out, todo = [], [self.root]
         while todo:
             m = todo.pop()
             if m.node is not None:
                 out.append(m.node)
-            todo.extend(reversed(m.children))
+            own = [c for c in m.children if c.node is not None and c.node.op.holds_parameter]
+            rest = [c for c in m.children if c.node is None or not c.node.op.holds_parameter]
+            todo.extend(reversed(own + rest))
         return out

@@ -10,7 +10,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Iterator
 
 from archc.errors import SpecError, did_you_mean
-from archc.ops.base import KINDS, kind_of
+from archc.ops.base import KINDS, kind_of, tensor_key
 
 if TYPE_CHECKING:
     from archc.ir.graph import Module, Network
@@ -142,7 +142,7 @@ def modules(net: Network) -> list[Sub]:
     subs: dict[str, Sub] = {}
     for n in net.nodes:
         for key, t in n.tensors.items():
-            path, tname = split(f"{n.name}.{key}")
+            path, tname = split(tensor_key(n.name, key))
             sub = subs.setdefault(path, Sub(path, t.module, {}))
             sub.tensors[tname] = t.shape
     return list(subs.values())

@@ -16,6 +16,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from archc.errors import SpecError, did_you_mean
+from archc.ops.base import tensor_key
 
 PARTS = ("backbone", "head")
 
@@ -44,7 +45,7 @@ def head_nodes(net) -> list:
 
 
 def part_keys(net, part: str) -> list[str]:
-    head = {f"{n.name}.{k}" for n in head_nodes(net) for k in n.tensors}
+    head = {tensor_key(n.name, k) for n in head_nodes(net) for k in n.tensors}
     keys = list(net.state_dict_shapes())
     return [k for k in keys if (k in head) == (part == "head")]
 
@@ -97,7 +98,7 @@ def frozen_params(net, patterns) -> dict[str, int]:
     keys = frozen_keys(net, patterns)
     out = {}
     for n in net.nodes:
-        count = sum(t.numel for k, t in n.tensors.items() if t.trainable and f"{n.name}.{k}" in keys)
+        count = sum(t.numel for k, t in n.tensors.items() if t.trainable and tensor_key(n.name, k) in keys)
         if count:
             out[n.name] = count
     return out

@@ -63,24 +63,51 @@ def broadcast(f: Field, shape, out, reach: tuple[Reach, ...]) -> Field:
                                for j, n, o, r in zip(f.jump, shape[1:], out[1:], reach)), f.start)
 
 
+def positionwise(n, layout: tuple) -> bool:
+    """Whether a node on a moved layout (channels not first) reads only its own position: it
+    keeps every dim but the channels, and mixes values along the channels alone."""
+    c = layout.index(0)
+    if len(n.out) != len(layout) or any(len(x) != len(layout) or any(x[j] != n.out[j] for j in range(len(x)) if j != c)
+                                        for x in n.in_shapes):
+        return False
+    if n.op.along_last(n.args) and c == len(layout) - 1:
+        return True
+    reach = n.op.reach(n.args, n.in_shapes, n.out)
+    return reach is not None and all(r == Reach() for r in reach)
+
+
 def receptive_fields(net: Network) -> list[Field | None]:
     """The field of every node's output, in node order; None for every node when the network
-    input has no spatial dims (an MLP)."""
+    input has no spatial dims (an MLP). A permute moves the dims: nodes on a moved layout
+    (ConvNeXt's channels-last MLP) keep the field where they are position-wise, and make it
+    the whole input otherwise; a permute back restores the usual rules."""
     spatial = net.input[1:]
     if len(net.input) < 2:
         return [None] * len(net.nodes)
     rank = len(spatial)
+    canonical = tuple(range(rank + 1))
     whole = Field(tuple(spatial), None, (0,) * rank, whole=True)
     fields: dict[int, Field] = {-1: Field((1,) * rank, (1,) * rank, (0,) * rank)}
+    layouts: dict[int, tuple | None] = {-1: canonical}
     out = []
     for n in net.nodes:
         ins = [fields[i] for i in n.inputs]
-        reach = n.op.reach(n.args, n.in_shapes, n.out)
-        if any(f.whole for f in ins) or reach is None or len(reach) != rank or len(n.out) - 1 != rank:
-            f = whole
+        lays = {layouts[i] for i in n.inputs}
+        layout = lays.pop() if len(lays) == 1 else None
+        moves = n.op.moves(n.args, n.in_shapes)
+        if moves is not None and layout is not None:
+            layout = tuple(layout[d] for d in moves)
+            f = whole if any(g.whole for g in ins) else ins[0]
+        elif layout != canonical:
+            f = ins[0] if layout is not None and positionwise(n, layout) and not ins[0].whole else whole
         else:
-            f = hull([through(broadcast(g, x, n.out, reach), reach) for g, x in zip(ins, n.in_shapes)])
+            reach = n.op.reach(n.args, n.in_shapes, n.out)
+            if any(f.whole for f in ins) or reach is None or len(reach) != rank or len(n.out) - 1 != rank:
+                f = whole
+            else:
+                f = hull([through(broadcast(g, x, n.out, reach), reach) for g, x in zip(ins, n.in_shapes)])
         fields[n.index] = f
+        layouts[n.index] = layout if layout is None or len(layout) == len(n.out) else None
         out.append(f)
     return out
 

@@ -70,6 +70,7 @@ class Op:
     Args: ClassVar[type[OpArgs]] = NoArgs
     short: ClassVar[str | None] = None     # the arg a scalar/list short form fills (`linear: 120`)
     arity: ClassVar[int | None] = 1        # inputs taken; None = two or more (merges)
+    holds_parameter: ClassVar[bool] = False   # its tensor is the enclosing class's own ("" key)
     doc: ClassVar[str] = ""
 
     # -- analysis -----------------------------------------------------------------------
@@ -141,6 +142,15 @@ class Op:
         move values, and ops that keep their output or extra tensors, say so."""
         return [Saved(f"in{i}") for i in range(len(ins))]
 
+    def along_last(self, a: OpArgs) -> bool:
+        """True when each output value reads only its own row of the last dim (nn.Linear,
+        LayerNorm over the last dim): position-wise where a permute moved the channels last."""
+        return False
+
+    def moves(self, a: OpArgs, ins: list[Shape]) -> tuple[int, ...] | None:
+        """For ops that reorder dims (permute): output dim j is input dim moves[j]."""
+        return None
+
     def shares_input(self, a: OpArgs) -> bool:
         """True when the output is the first input's storage: a view, or an in-place op."""
         return False
@@ -152,6 +162,12 @@ class Op:
 
 
 REGISTRY: dict[str, Op] = {}
+
+
+def tensor_key(layer: str, key: str) -> str:
+    """The state_dict key of a layer's tensor: `layer.key`, or the layer's own name for a
+    parameter of its class (`key` empty: ConvNeXt's `layer_scale`)."""
+    return f"{layer}.{key}" if key else layer
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from math import prod
+from typing import Literal
 
 from pydantic import Field
 
@@ -11,7 +12,7 @@ from archc.ops.base import AFFINE_DEFAULTS, Saved, module_kind
 
 module_kind("bn", ("nn.BatchNorm1d", "nn.BatchNorm2d", "nn.BatchNorm3d"),
             {**AFFINE_DEFAULTS, "running_mean": ("zeros", {}), "running_var": ("ones", {})})
-module_kind("layernorm", ("nn.LayerNorm",), AFFINE_DEFAULTS)
+module_kind("layernorm", ("nn.LayerNorm", "LayerNorm1d", "LayerNorm2d", "LayerNorm3d"), AFFINE_DEFAULTS)
 module_kind("groupnorm", ("nn.GroupNorm",), AFFINE_DEFAULTS)
 
 
@@ -71,17 +72,36 @@ class LayerNormArgs(OpArgs):
     eps: float = Field(1e-5, gt=0)
     elementwise_affine: bool = True
     bias: bool = True
+    over: Literal["last", "channels"] = "last"   # channels: over C at each position of [C, ...]
+
+
+CHANNEL_LAYER_NORM = '''
+class LayerNorm{n}d(nn.LayerNorm):
+    """LayerNorm over the channels at each position of [N, C, ...] (torchvision's LayerNorm2d)."""
+
+    def forward(self, x):
+        x = x.movedim(1, -1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+'''
 
 
 @register("layernorm")
 class LayerNorm(Op):
     """LayerNorm over the trailing per-sample dims: [C, H, W] with dims 1 normalises over W,
-    as nn.LayerNorm(W); by default over the whole sample, as nn.LayerNorm([C, H, W])."""
+    as nn.LayerNorm(W); by default over the whole sample, as nn.LayerNorm([C, H, W]). With
+    `over: channels`, over C at each position (ConvNeXt's LayerNorm2d)."""
     Args = LayerNormArgs
     short = "dims"
-    doc = "Layer normalisation over the last `dims` per-sample dimensions (default: all)."
+    doc = ("Layer normalisation over the last `dims` per-sample dimensions (default: all); "
+           "`over: channels` normalises the channels at each position of [C, ...].")
 
     def normalized(self, a: LayerNormArgs, x) -> tuple[int, ...]:
+        if a.over == "channels":
+            if a.dims is not None:
+                raise ShapeError("layernorm takes 'dims' or 'over: channels', not both")
+            spatial_rank(x, "layernorm over channels")
+            return (x[0],)
         if a.dims is not None and a.dims > len(x):
             raise ShapeError(f"layernorm over the last {a.dims} dims of a rank-{len(x)} input")
         return tuple(x[len(x) - (a.dims or len(x)):])
@@ -92,11 +112,12 @@ class LayerNorm(Op):
 
     def tensors(self, a: LayerNormArgs, ins, out):
         shape = self.normalized(a, ins[0])
+        cls = f"LayerNorm{len(ins[0]) - 1}d" if a.over == "channels" else "nn.LayerNorm"
         t = {}
         if a.elementwise_affine:
-            t["weight"] = Tensor(shape, module="nn.LayerNorm")
+            t["weight"] = Tensor(shape, module=cls)
             if a.bias:
-                t["bias"] = Tensor(shape, module="nn.LayerNorm")
+                t["bias"] = Tensor(shape, module=cls)
         return t
 
     def extra_flops(self, a: LayerNormArgs, ins, out):
@@ -105,8 +126,22 @@ class LayerNorm(Op):
         affine = (1 + a.bias) if a.elementwise_affine else 0
         return (4 + affine) * prod(out)
 
+    def reach(self, a: LayerNormArgs, ins, out):
+        if a.over == "channels":
+            return super().reach(a, ins, out)      # one row per position
+        return None     # the statistics mix the positions of the trailing dims
+
+    def along_last(self, a: LayerNormArgs) -> bool:
+        return a.over == "last" and a.dims == 1
+
     def module(self, a: LayerNormArgs, ins, out):
         shape = self.normalized(a, ins[0])
+        if a.over == "channels":
+            n = len(ins[0]) - 1
+            return Ctor(f"LayerNorm{n}d", [("normalized_shape", shape[0]), ("eps", a.eps),
+                        ("elementwise_affine", a.elementwise_affine), ("bias", a.bias)], npos=1,
+                        defaults={"eps": 1e-5, "elementwise_affine": True, "bias": True},
+                        support=(CHANNEL_LAYER_NORM.replace("{n}", str(n)),))
         return Ctor("nn.LayerNorm", [
             ("normalized_shape", shape[0] if len(shape) == 1 else shape), ("eps", a.eps),
             ("elementwise_affine", a.elementwise_affine), ("bias", a.bias)], npos=1,
@@ -114,7 +149,8 @@ class LayerNorm(Op):
 
     def saved_for_backward(self, a: LayerNormArgs, ins, out):
         # the input, and a mean and inverse std per normalised row of every sample
-        rows = (prod(ins[0][:len(ins[0]) - len(self.normalized(a, ins[0]))]),)
+        x = ins[0]
+        rows = (prod(x[1:]),) if a.over == "channels" else (prod(x[:len(x) - len(self.normalized(a, x))]),)
         return [Saved("in0"), Saved("mean", rows, "float32"), Saved("rstd", rows, "float32")]
 
 

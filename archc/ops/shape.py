@@ -180,3 +180,49 @@ class DropPath(Op):
 
     def may_share_input(self, a: DropPathArgs):
         return True         # in eval mode it returns its input
+
+
+PERMUTE = '''
+class Permute(nn.Module):
+    """Reorder each sample's dimensions (torch.permute with the batch dimension left first)."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = [0] + [d + 1 for d in dims]
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+'''
+
+
+class PermuteArgs(OpArgs):
+    dims: list[int]
+
+
+@register("permute")
+class Permute(Op):
+    """A view with the per-sample dims reordered: [C, H, W] with dims [1, 2, 0] is [H, W, C]
+    (ConvNeXt's channels-last section). Ops on the moved layout see it as any other shape;
+    the receptive field follows the dims through (Op.moves)."""
+    Args = PermuteArgs
+    short = "dims"
+    doc = "Reorder the per-sample dims: `permute: [1, 2, 0]` makes [C, H, W] channels-last [H, W, C]."
+
+    def infer(self, a: PermuteArgs, ins):
+        x = ins[0]
+        if sorted(a.dims) != list(range(len(x))):
+            raise ShapeError(f"permute needs each of the {len(x)} per-sample dims 0..{len(x) - 1} once "
+                             f"for an input {list(x)}, got {a.dims}")
+        return tuple(x[d] for d in a.dims)
+
+    def moves(self, a: PermuteArgs, ins):
+        return tuple(a.dims)
+
+    def module(self, a: PermuteArgs, ins, out):
+        return Ctor("Permute", [("dims", a.dims)], npos=1, support=(PERMUTE,))
+
+    def saved_for_backward(self, a, ins, out):
+        return []
+
+    def shares_input(self, a):
+        return True     # a view of its input

@@ -196,7 +196,12 @@ class Expander:
                 if len(ins) != 1:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 name = self.layer_name(scope, item, env)
-                child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True)
+                if op is not None and op.holds_parameter and "repeat" not in item.wiring \
+                        and not self.blocks.has(item.kind):
+                    node = self.op_node(item, scope.prefix + name, ins, env)
+                    child, last = Module(name, "op", node=node, loc=node.at), Value("x", node.index, node.out)
+                else:
+                    child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True)
                 scope.module.children.append(child)
                 result = Value(out_var, last.node, last.shape)
         if "id" in item.wiring:
@@ -310,6 +315,8 @@ class Expander:
         if op.arity is None:
             raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
                                 f"or at the top level, not inside a seq")
+        if op.holds_parameter:
+            raise parameter_placement(item)
         node = self.op_node(item, path, [value], env)
         return Module(attr, "op", node=node, loc=node.at), Value("x", node.index, node.out)
 
@@ -371,9 +378,18 @@ def unknown_kind(item: Item, blocks) -> SpecError:
     return item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)
 
 
+def parameter_placement(item: Item) -> SpecError:
+    """An op whose tensor belongs to its class, met where only modules can go."""
+    return item.at.error(f"'{item.kind}' is a parameter of the class it sits in, not a module: write it "
+                         f"unrepeated in a block's layers (or a residual body) or at the top level, "
+                         f"not in a seq, a repeat, a parallel branch or a shortcut", key=True)
+
+
 def layer_init(item: Item, node: Node, env: dict) -> dict:
     """A layer's own `init: {weight: ..., bias: ...}`, over the tensors its op owns."""
     at = item.wiring_at["init"]
+    if "" in node.tensors:
+        raise at.error(f"'{item.kind}' starts from its 'value:', not from 'init:'", key=True)
     raw = resolve_tree(item.wiring["init"], env, at)
     if not isinstance(raw, dict):
         raise at.error(f"'init' of a layer maps its tensors to schemes ({{weight: kaiming_normal}}), got {raw!r}")

@@ -15,6 +15,7 @@ import torch
 
 from archc.errors import SpecError
 from archc.ir.parts import resolve
+from archc.ops.base import tensor_key
 from archc.train.config import TrainConfig
 
 
@@ -25,7 +26,7 @@ class Freezer:
         self.keys = {k for keys in resolve(net, cfg.freeze, "--freeze").values() for k in keys}
         self.patterns, self.unfreeze_at = list(cfg.freeze), cfg.unfreeze_at
         self.frozen: bool | None = None        # the state applied last (None: none yet)
-        trainable = [k for n in net.nodes for k, t in ((f"{n.name}.{k}", t) for k, t in n.tensors.items())
+        trainable = [k for n in net.nodes for k, t in ((tensor_key(n.name, k), t) for k, t in n.tensors.items())
                      if t.trainable]
         if self.keys and trainable and all(k in self.keys for k in trainable):
             raise SpecError(f"--freeze {','.join(self.patterns)} freezes every parameter of {net.name}: nothing "

@@ -31,9 +31,10 @@ SEEDS_LARGE = [(p.name, read_tree(p)) for p in LARGE]
 OPS = ["relu", "conv", "linear", "bn", "maxpool", "avgpool", "gap", "flatten", "dropout", "add", "concat",
        "mul", "conv_transpose", "upsample", "pad", "dwconv", "sepconv", "conv_bn", "se", "layernorm",
        "groupnorm", "lrn", "softmax", "reshape", "split", "channel_shuffle", "adaptive_avgpool", "identity",
-       "scale", "prelu", "drop_path", "tanh", "sigmoid"]
+       "scale", "prelu", "drop_path", "tanh", "sigmoid", "permute", "layer_scale"]
 ARGS = ["out", "k", "stride", "pad", "dilation", "groups", "bias", "p", "scale", "size", "dims", "dim",
-        "shape", "mode", "index", "parts", "mult", "act", "squeeze", "eps", "output_padding", "ceil_mode"]
+        "shape", "mode", "index", "parts", "mult", "act", "squeeze", "eps", "output_padding", "ceil_mode",
+        "over", "value"]
 WIRING = ["name", "id", "from", "repeat", "first", "when"]
 EXPRS = ["${i}", "${i + 1}", "${c_in}", "${c_in * 2}", "${h_in // 2}", "${num_classes}", "${1/0}", "${'a' * 10 ** 6}",
          "${[1] * 100000}", "${len([[0] * 1000] * 1000)}", "${'%0999999999d' % 1}", "${round(5, -10 ** 9)}",
@@ -49,7 +50,8 @@ EXPRS = ["${i}", "${i + 1}", "${c_in}", "${c_in * 2}", "${h_in // 2}", "${num_cl
 STRINGS = ["", "a", "x", "input", "self", "forward", "class", "a\n", "\ud800", "a-b", "1abc", "é", "\x00", "\t",
            "same", "valid", "auto", "none", "add", "concat", "3x224x224", "3x0x0", "a" * 5000, "../../etc/passwd",
            "/dev/zero", "blocks/resnet.yaml", "common_blocks.yaml", "spec.yaml", "ref.yaml", "relu", "conv",
-           "seq", "residual", "parallel", "layers", "int", "int | list", "str", "any", "x" * 300 + ".yaml"]
+           "seq", "residual", "parallel", "layers", "int", "int | list", "str", "any", "x" * 300 + ".yaml",
+           "last", "channels"]
 INTS = [0, 1, 2, 3, 4, 7, 8, 16, 64, 1000, -1, -2, 10 ** 4, 10 ** 6, 2 ** 31, 2 ** 62, 2 ** 63 - 1, 2 ** 63,
         -(2 ** 63), 10 ** 30]
 FLOATS = [0.0, 0.5, -0.5, 1.5, 1e-9, 1e308, float("inf"), float("-inf"), float("nan")]
@@ -78,7 +80,7 @@ WIRING_VALUES = {k: st.one_of(st.sampled_from(v), SCALARS) for k, v in {
     "repeat": [0, 1, 2, 3, "${i}", 20000], "when": ["${i != 1}", True, "${c_in > 4}", 1],
     "id": ["a", "b", "input", "a\n"], "from": ["a", "input", ["a", "b"], {}], "first": [{"stride": 2}, 5],
     "name": ["n1", "layer${i + 1}", "forward", "1"]}.items()}
-ARGS_OF_OP = st.one_of(st.none(), st.sampled_from([1, 2, 3, 8, 16, 0.5]),
+ARGS_OF_OP = st.one_of(st.none(), st.sampled_from([1, 2, 3, 8, 16, 0.5, [1, 2, 0], [2, 0, 1], [0]]),
                        st.dictionaries(st.sampled_from(ARGS), st.one_of(st.integers(0, 9), SCALARS), max_size=3))
 
 
