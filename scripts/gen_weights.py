@@ -6,7 +6,8 @@ the libraries' own source without importing them.
     cd /tmp/w && python -m zipfile -e torchvision-*.whl tv && python -m zipfile -e timm-*.whl timm
     python scripts/gen_weights.py --torchvision /tmp/w/tv/torchvision --timm /tmp/w/timm/timm
 
-torchvision: each builder's `weights: Optional[X_Weights]` names its enum; each enum member's
+torchvision (models/, models/segmentation/, models/video/): each builder's
+`weights: Optional[X_Weights]` names its enum; each enum member's
 `Weights(url=...)` is the file, whose name ends in the first hex digits of its sha256 (torch.hub's
 check_hash convention, which torchvision's builders turn on). timm: each model's
 `default_cfgs`; tags with `hf_hub_id` load from the Hugging Face hub (no checksum published);
@@ -46,6 +47,12 @@ ADAPT = {
                              "torchvision does when aux_logits=False"},
     "inception_v3_aux": {"note": "torchvision builds these weights with transform_input=True: feed images "
                                  "normalised with mean 0.5 and std 0.5 per channel"},
+    "fcn_resnet50": {"drop": ["aux_classifier."],
+                     "note": "trained on a COCO subset with the 20 VOC categories (21 classes with the "
+                             "background); the file's auxiliary head is dropped, as the spec has none"},
+    "fcn_resnet101": {"drop": ["aux_classifier."],
+                      "note": "trained on a COCO subset with the 20 VOC categories (21 classes with the "
+                              "background); the file's auxiliary head is dropped, as the spec has none"},
 }
 
 
@@ -68,7 +75,8 @@ def torchvision_weights(src: Path) -> dict[str, dict]:
     """builder name -> {'enum', 'default', 'weights': {member: {url, sha256, params}}}."""
     enums: dict[str, dict] = {}
     builders: dict[str, str] = {}
-    for f in sorted((src / "models").glob("*.py")):
+    files = [f for sub in ("", "segmentation", "video") for f in sorted((src / "models" / sub).glob("*.py"))]
+    for f in files:
         tree = ast.parse(f.read_text())
         # module-level dict literals, for `meta={**_COMMON_META, ...}`
         shared = {a.targets[0].id: a.value for a in tree.body if isinstance(a, ast.Assign)
@@ -93,7 +101,7 @@ def torchvision_weights(src: Path) -> dict[str, dict]:
                         members[name] = {"url": url, "sha256": hash_prefix(url),
                                          "params": meta.get("num_params"), "size_mb": meta.get("_file_size")}
                 enums[node.name] = {"enum": node.name, "default": default, "weights": members,
-                                    "source": f"torchvision/models/{f.name}"}
+                                    "source": f"torchvision/{f.relative_to(src).as_posix()}"}
             if isinstance(node, ast.FunctionDef):
                 for a in node.args.kwonlyargs:
                     ann = a.annotation
