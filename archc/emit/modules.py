@@ -15,8 +15,8 @@ from archc.emit.sym import PLACEHOLDERS, Sym, is_const, make, name, names_in, no
 from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.ir.inplace import layer_key
-from archc.spec.expand import parameter_placement, per_copy_names, unknown_kind
-from archc.spec.layers import STRUCTURES, Item, args_mapping, check_name
+from archc.spec.expand import per_copy_names
+from archc.spec.layers import STRUCTURES, Item, args_mapping, check_name, parameter_placement, unknown_kind
 from archc.spec.schema import validate
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc import ops
-from archc.errors import SpecError, did_you_mean
+from archc.errors import did_you_mean
 from archc.ir.graph import Module, Node
 from archc.ir.infer import infer_node
 from archc.ops.base import Shape
@@ -14,8 +14,8 @@ from archc.spec.blocks import BlockTable
 from archc.spec.budget import Budget
 from archc.spec.expr import resolve
 from archc.spec.init import tensors_of
-from archc.spec.layers import (STRUCTURES, At, Item, args_mapping, check_name, explicit_names, parse_item, reads_input,
-                               shortcut_first)
+from archc.spec.layers import (STRUCTURES, At, Item, args_mapping, check_name, explicit_names, parameter_placement,
+                               parse_item, reads_input, shortcut_first, unknown_kind)
 from archc.spec.repeats import instances, per_copy_names
 from archc.spec.schema import ParallelDef, ResidualDef, validate
 
@@ -368,21 +368,6 @@ class Expander:
                 child, value = self.child(one, name, f"{path}.{name}", value, ienv)
                 mod.children.append(child)
         return value
-
-
-def unknown_kind(item: Item, blocks) -> SpecError:
-    """A layer whose key is no op, block or structure: said at the key, with the nearest name."""
-    names = list(ops.REGISTRY) + list(blocks.names()) + list(STRUCTURES)
-    hint = did_you_mean(item.kind, names)
-    what = "block" if any(hint == did_you_mean(b, [b]) for b in blocks.names()) else "op"
-    return item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)
-
-
-def parameter_placement(item: Item) -> SpecError:
-    """An op whose tensor belongs to its class, met where only modules can go."""
-    return item.at.error(f"'{item.kind}' is a parameter of the class it sits in, not a module: write it "
-                         f"unrepeated in a block's layers (or a residual body) or at the top level, "
-                         f"not in a seq, a repeat, a parallel branch or a shortcut", key=True)
 
 
 def layer_init(item: Item, node: Node, env: dict) -> dict:

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.errors import SpecError
+from archc import ops
+from archc.errors import SpecError, did_you_mean
 from archc.spec.load import Source
 
 WIRING = ("name", "id", "from", "repeat", "first", "when", "init")
@@ -166,3 +167,18 @@ def shortcut_first(raw) -> bool:
     modules first (torchvision's RegNet: `proj`, then `f`); else the body's come first."""
     keys = list(raw) if isinstance(raw, dict) else []
     return "shortcut" in keys and "body" in keys and keys.index("shortcut") < keys.index("body")
+
+
+def unknown_kind(item: Item, blocks) -> SpecError:
+    """A layer whose key is no op, block or structure: said at the key, with the nearest name."""
+    names = list(ops.REGISTRY) + list(blocks.names()) + list(STRUCTURES)
+    hint = did_you_mean(item.kind, names)
+    what = "block" if any(hint == did_you_mean(b, [b]) for b in blocks.names()) else "op"
+    return item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)
+
+
+def parameter_placement(item: Item) -> SpecError:
+    """An op whose tensor belongs to its class, met where only modules can go."""
+    return item.at.error(f"'{item.kind}' is a parameter of the class it sits in, not a module: write it "
+                         f"unrepeated in a block's layers (or a residual body) or at the top level, "
+                         f"not in a seq, a repeat, a parallel branch or a shortcut", key=True)
