@@ -126,14 +126,6 @@ class LayerNorm(Op):
         affine = (1 + a.bias) if a.elementwise_affine else 0
         return (4 + affine) * prod(out)
 
-    def reach(self, a: LayerNormArgs, ins, out):
-        if a.over == "channels":
-            return super().reach(a, ins, out)      # one row per position
-        return None     # the statistics mix the positions of the trailing dims
-
-    def along_last(self, a: LayerNormArgs) -> bool:
-        return a.over == "last" and a.dims == 1
-
     def module(self, a: LayerNormArgs, ins, out):
         shape = self.normalized(a, ins[0])
         if a.over == "channels":
