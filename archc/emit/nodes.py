@@ -27,13 +27,37 @@ def names_in(node: ast.expr | None) -> set[str]:
     """The names an expression reads (the functions it calls not counted)."""
     if node is None:
         return set()
-    called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in called}
+    called, out = set(), set()
+    for n in ast.walk(node):        # breadth first: a call is met before its function's name
+        if isinstance(n, ast.Call):
+            called.add(id(n.func))
+        elif isinstance(n, ast.Name) and id(n) not in called:
+            out.add(n.id)
+    return out
 
 
 def size(node: ast.expr) -> int:
     """The number of expression nodes in an expression."""
     return sum(1 for n in ast.walk(node) if isinstance(n, ast.expr))
+
+
+def same(a, b) -> bool:
+    """ast.dump(a) == ast.dump(b), without writing either out: stops at the first difference
+    (the emitter asks it of every conditional it simplifies). Walked without recursion."""
+    todo = [(a, b)]
+    while todo:
+        x, y = todo.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, ast.AST):
+            todo.extend((getattr(x, f, None), getattr(y, f, None)) for f in x._fields)
+        elif isinstance(x, list):
+            if len(x) != len(y):
+                return False
+            todo.extend(zip(x, y))
+        elif repr(x) != repr(y) if isinstance(x, float) else x != y:
+            return False
+    return True
 
 
 def is_const(node) -> bool:
@@ -73,13 +97,13 @@ def simplify(node: ast.expr) -> ast.expr:
             return ast.BinOp(l.left, ast.Mult(), ast.Constant(l.right.value * r.value))
     if isinstance(node, ast.IfExp) and is_const(node.test):
         return node.body if node.test.value else node.orelse
-    if isinstance(node, ast.IfExp) and ast.dump(node.body) == ast.dump(node.orelse):
+    if isinstance(node, ast.IfExp) and same(node.body, node.orelse):
         return node.body
     if isinstance(node, ast.IfExp) and isinstance(node.orelse, ast.IfExp) \
-            and ast.dump(node.orelse.test) == ast.dump(node.test):      # a if c else (b if c else d)
+            and same(node.orelse.test, node.test):      # a if c else (b if c else d)
         return simplify(ast.IfExp(node.test, node.body, node.orelse.orelse))
     if isinstance(node, ast.IfExp) and isinstance(node.orelse, ast.IfExp) \
-            and ast.dump(node.orelse.body) == ast.dump(node.body):      # a if c else (a if d else b)
+            and same(node.orelse.body, node.body):      # a if c else (a if d else b)
         test = simplify(ast.BoolOp(ast.Or(), [node.test, node.orelse.test]))
         return simplify(ast.IfExp(test, node.body, node.orelse.orelse))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
@@ -95,14 +119,12 @@ def simplify(node: ast.expr) -> ast.expr:
             return simplify(ast.BoolOp(other, [simplify(ast.UnaryOp(ast.Not(), v)) for v in x.values]))
     if isinstance(node, ast.BoolOp):
         keep, absorbing = [], isinstance(node.op, ast.Or)   # `or` with a true part is true
-        seen = set()
         for v in flat(node):
             if is_const(v):
                 if bool(v.value) == absorbing:
                     return ast.Constant(absorbing)
                 continue
-            if ast.dump(v) not in seen:         # `a or a` -> `a`
-                seen.add(ast.dump(v))
+            if not any(same(v, k) for k in keep):         # `a or a` -> `a`
                 keep.append(v)
         if not keep:
             return ast.Constant(not absorbing)
