@@ -149,11 +149,12 @@ class ModuleWriter(LoopWriter):
             mapping[v] = env.names[v].node
         for j, d in enumerate(t.shape[1:]):
             mapping[PLACEHOLDERS[j]] = d.node
+        passed = ["c_in"] * info.takes_c_in + [p for p in bdef.params if p in given] + list(info.vars)
+        if any(mapping[k] is None for k in passed):
+            raise emit_error(item.at, f"block '{item.kind}' is called with a value known only at run time")
         args = [text(mapping["c_in"])] if info.takes_c_in else []
         args += [f"{p}={text(mapping[p])}" for p in bdef.params if p in given]
         args += [f"{v}={text(mapping[v])}" for v in info.vars]
-        if any(mapping[k] is None for k in ["c_in"] * info.takes_c_in + list(info.vars)):
-            raise emit_error(item.at, f"block '{item.kind}' is called with a value known only at run time")
         closed = substitute(face.out_node, mapping) if face.out_node is not None else None
         if closed is not None and not names_in(closed) & set(PLACEHOLDERS) and not involved(closed):
             channels = make(face.out[0], closed)
