@@ -120,7 +120,5 @@ class Network:
             m = todo.pop()
             if m.node is not None:
                 out.append(m.node)
-            own = [c for c in m.children if c.node is not None and c.node.op.holds_parameter]
-            rest = [c for c in m.children if c.node is None or not c.node.op.holds_parameter]
-            todo.extend(reversed(own + rest))
+            todo.extend(reversed(sorted(m.children, key=lambda c: c.node is None or not c.node.op.holds_parameter)))
         return out

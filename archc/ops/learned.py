@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from math import prod
 
-from pydantic import Field
-
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Tensor, register
 
@@ -48,9 +46,8 @@ class Scale(Op):
         return prod(out)
 
     def module(self, a: ScaleArgs, ins, out):
-        size = ins[0][:1] + (1,) * (len(ins[0]) - 1) if a.shape is None else a.shape
-        return Ctor("nn.Parameter", [("data", Ctor("torch.full", [("size", tuple(size)), ("fill_value", a.value)],
-                                                   npos=2))], npos=1)
+        return Ctor("nn.Parameter", [("data", Ctor("torch.full", [("size", self.shape(a, ins[0])),
+                                                                  ("fill_value", a.value)], npos=2))], npos=1)
 
     def applied(self, a: ScaleArgs, param: str, x: str) -> str:
         """The forward expression with the parameter `param`."""

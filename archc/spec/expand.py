@@ -196,12 +196,7 @@ class Expander:
                 if len(ins) != 1:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 name = self.layer_name(scope, item, env)
-                if op is not None and op.holds_parameter and "repeat" not in item.wiring \
-                        and not self.blocks.has(item.kind):
-                    node = self.op_node(item, scope.prefix + name, ins, env)
-                    child, last = Module(name, "op", node=node, loc=node.at), Value("x", node.index, node.out)
-                else:
-                    child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True)
+                child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True, direct=True)
                 scope.module.children.append(child)
                 result = Value(out_var, last.node, last.shape)
         if "id" in item.wiring:
@@ -289,17 +284,18 @@ class Expander:
 
     # -- modules (a child attribute, or an element of an nn.Sequential) ----------------------
     def child(self, item: Item, attr: str, path: str, value: Value, env: dict,
-              repeatable: bool = True) -> tuple[Module, Value]:
-        """The module for one item: an op's module, a block instance, or an nn.Sequential."""
+              repeatable: bool = True, direct: bool = False) -> tuple[Module, Value]:
+        """The module for one item: an op's module, a block instance, or an nn.Sequential.
+        `direct`: the item is a class's own layer, where a parameter (`layer_scale`) may go."""
         if "init" in item.wiring and (item.kind in STRUCTURES or self.blocks.has(item.kind)):
             raise item.wiring_at["init"].error(
                 f"'init' goes on a layer that holds tensors (conv, linear, bn, ...), not on "
                 f"'{item.kind}'; for a block, give its definition init rules", key=True)
         with self.budget.nested(item.at):
-            return self._child(item, attr, path, value, env, repeatable)
+            return self._child(item, attr, path, value, env, repeatable, direct)
 
     def _child(self, item: Item, attr: str, path: str, value: Value, env: dict,
-               repeatable: bool) -> tuple[Module, Value]:
+               repeatable: bool, direct: bool = False) -> tuple[Module, Value]:
         if repeatable and "repeat" in item.wiring:
             return self.repeated(item, attr, path, value, env)
         if item.kind == "seq":
@@ -315,7 +311,7 @@ class Expander:
         if op.arity is None:
             raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
                                 f"or at the top level, not inside a seq")
-        if op.holds_parameter:
+        if op.holds_parameter and not direct:
             raise parameter_placement(item)
         node = self.op_node(item, path, [value], env)
         return Module(attr, "op", node=node, loc=node.at), Value("x", node.index, node.out)
