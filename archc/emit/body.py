@@ -12,7 +12,7 @@ from archc.emit.entries import FALSE, TRUE, Entry, Mod, all_of, any_of, shaped, 
 from archc.emit.modules import ModuleWriter
 from archc.emit.scope import Names, Step, T, assume, either, emit_error, merge_shape, own_channels
 from archc.emit.sym import Named, Sym
-from archc.emit.sym import is_const, make, name, names_in, node_of, plain, text
+from archc.emit.sym import is_const, make, name, names_in, node_of, plain, same, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
 from archc.spec.expand import parallel_branches, per_copy_names
@@ -24,7 +24,7 @@ WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 def neq(a, b) -> ast.expr:
-    if a.node is not None and b.node is not None and ast.dump(a.node) == ast.dump(b.node):
+    if a.node is not None and b.node is not None and same(a.node, b.node):
         return FALSE
     if a.node is None or b.node is None:
         return ast.Constant(plain(a) != plain(b))
@@ -374,7 +374,7 @@ def split_list(node, n: int):
     if isinstance(node, ast.IfExp):
         a, b = split_list(node.body, n), split_list(node.orelse, n)
         if a is not None and b is not None:
-            return [ast.IfExp(node.test, x, y) if ast.dump(x) != ast.dump(y) else x for x, y in zip(a, b)]
+            return [ast.IfExp(node.test, x, y) if not same(x, y) else x for x, y in zip(a, b)]
     return None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from archc.emit.code import INDENT, Code
-from archc.emit.sym import Sym, SymList, is_const, make, names_in, node_of, size, text
+from archc.emit.sym import Sym, SymList, copy, is_const, make, names_in, node_of, size, text
 from archc.spec.layers import Item
 
 FALSE, TRUE = ast.Constant(False), ast.Constant(True)
@@ -81,7 +81,7 @@ def replace_name(node: ast.expr, key: str, by: ast.expr) -> ast.expr:
     class R(ast.NodeTransformer):
         def visit_Name(self, n):
             return by if n.id == key else n
-    return R().visit(ast.parse(text(node), mode="eval").body)
+    return R().visit(copy(node))
 
 
 def render_entries(entries: list[Entry], target: str = "self.x", depth: int = 0) -> str:

@@ -15,6 +15,7 @@ import ast
 from dataclasses import dataclass, field
 
 from archc.emit.code import literal
+from archc.emit.nodes import same
 from archc.ir.graph import Network
 from archc.ir.init import (SCHEMES, Rule, Scheme, Sub, block_instances, modules, resolved, selects,
                            split, within)
@@ -110,7 +111,7 @@ def when(rule: Rule, code: InitCode, w: Written, outer: ast.expr | None = None) 
     """The rule's `when` as Python, where it depends on the vars (and an enclosing `if` does not
     test it already)."""
     cond = w.conds.get(id(rule))
-    if cond is None or outer is not None and ast.dump(cond) == ast.dump(outer):
+    if cond is None or outer is not None and same(cond, outer):
         return None
     code.reads.update(dict.fromkeys(n.id for n in ast.walk(cond) if isinstance(n, ast.Name)))
     return ast.unparse(cond)
@@ -249,7 +250,7 @@ def layer_rules(net: Network) -> dict[str | None, list[Rule]]:
 def shared_cond(rules: list[Rule], w: Written) -> ast.expr | None:
     """The `when` all of a block's rules have, if they have one and the same."""
     conds = [w.conds.get(id(r)) for r in rules]
-    if not conds or conds[0] is None or any(c is None or ast.dump(c) != ast.dump(conds[0]) for c in conds):
+    if not conds or conds[0] is None or any(c is None or not same(c, conds[0]) for c in conds):
         return None
     return conds[0]
 
@@ -273,7 +274,7 @@ def init_code(net: Network, w: Written) -> InitCode | None:
         if not body:
             continue
         if runs and (runs[-1][0] is None) == (cond is None) and \
-                (cond is None or ast.dump(runs[-1][0]) == ast.dump(cond)):
+                (cond is None or same(runs[-1][0], cond)):
             runs[-1][1].append((cls, body))
         else:
             runs.append((cond, [(cls, body)]))

@@ -7,7 +7,7 @@ import ast
 from archc import ops
 from archc.emit.entries import FALSE, TRUE, Entry, Mod, all_of, any_of, render_entries, when_names
 from archc.emit.scope import T, closed_of, emit_error, merge_shape
-from archc.emit.sym import Named, is_const, make, name, names_in, node_of, plain, substitute, text
+from archc.emit.sym import Named, is_const, make, name, names_in, node_of, plain, same, substitute, text
 from archc.emit.values import Env, condition, sym
 from archc.errors import did_you_mean
 from archc.spec.expand import per_copy_names
@@ -83,7 +83,7 @@ class LoopWriter:
             node = probe[1].shape[0].node
             start = t.shape[0].node
             if node is not None and start is not None and index not in names_in(node) \
-                    and ast.dump(substitute(node, {running: start})) == ast.dump(substitute(start, {})):
+                    and same(substitute(node, {running: start}), substitute(start, {})):
                 self.st.busy.discard(running)
                 running = None
             ents, out, changes, outs, texts = self.copies(item, n, first, wiring, index, t, env, body, running)
@@ -118,7 +118,7 @@ class LoopWriter:
             return None
         if index in names_in(changes):
             at = [substitute(changes, {index: ast.Constant(k)}) for k in (0, 1, 2)]
-            if any(index in names_in(c) for c in at) or ast.dump(at[1]) != ast.dump(at[2]):
+            if any(index in names_in(c) for c in at) or not same(at[1], at[2]):
                 return None
             more = ast.Compare(n.node, [ast.Gt()], [ast.Constant(1)]) if n.node is not None else \
                 ast.Constant(plain(n) > 1)

@@ -179,10 +179,10 @@ class ModuleWriter(LoopWriter):
     def module(self, item: Item, t: T, env: Env, at_name: str, repeatable: bool = True,
                direct: bool = False) -> Mod:
         self.em.visits += 1
-        if self.em.visits > limits.current().layers:
-            # a definition is written once per distinct instance, its off branches too: bounded
-            # like expansion, so that many long definitions cannot keep build busy for minutes
-            raise limits.too_large("layers", "writing the code goes through too many layers (each block "
+        if self.em.visits > limits.current().written_layers:
+            # a definition is written once per distinct instance, each repeat copy and its off
+            # branches too: a layer costs writing ~100x what it costs expanding, hence its own limit
+            raise limits.too_large("written_layers", "writing the code goes through too many layers (each block "
                                    "definition once per distinct instance, layers left out by 'when:' "
                                    "included)", loc=item.at.loc())
         if repeatable and "repeat" in item.wiring:

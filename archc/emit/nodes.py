@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from archc.spec.expr import depth
 
 
 def const(v: Any) -> ast.expr:
@@ -25,24 +24,47 @@ def text(node: ast.expr) -> str:
 
 def names_in(node: ast.expr | None) -> set[str]:
     """The names an expression reads (the functions it calls not counted)."""
-    if node is None:
-        return set()
-    called, out = set(), set()
-    for n in ast.walk(node):        # breadth first: a call is met before its function's name
-        if isinstance(n, ast.Call):
-            called.add(id(n.func))
-        elif isinstance(n, ast.Name) and id(n) not in called:
+    out: set[str] = set()
+    todo = [node] if node is not None else []
+    while todo:                 # the emitter asks this of every value it computes: no ast.walk
+        n = todo.pop()
+        kind = type(n)
+        if kind is ast.Name:
             out.add(n.id)
+        elif kind is ast.Call:
+            todo.extend(n.args)
+            todo.extend(k.value for k in n.keywords)
+            if type(n.func) is not ast.Name:
+                todo.append(n.func)
+        elif kind is not ast.Constant:
+            todo.extend(_children(n))
+    return out
+
+
+def _children(n: ast.AST) -> list[ast.AST]:
+    out = []
+    for f in n._fields:
+        v = getattr(n, f, None)
+        if isinstance(v, ast.AST):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, ast.AST))
     return out
 
 
 def size(node: ast.expr) -> int:
     """The number of expression nodes in an expression."""
-    return sum(1 for n in ast.walk(node) if isinstance(n, ast.expr))
+    total, todo = 0, [node]
+    while todo:
+        n = todo.pop()
+        total += isinstance(n, ast.expr)
+        if type(n) is not ast.Constant and type(n) is not ast.Name:
+            todo.extend(_children(n))
+    return total
 
 
 def same(a, b) -> bool:
-    """ast.dump(a) == ast.dump(b), without writing either out: stops at the first difference
+    """same(a, b), without writing either out: stops at the first difference
     (the emitter asks it of every conditional it simplifies). Walked without recursion."""
     todo = [(a, b)]
     while todo:
@@ -148,7 +170,7 @@ def flat(node: ast.BoolOp) -> list[ast.expr]:
 def factored(parts: list[ast.expr]) -> ast.expr:
     """`a and s or b and s` -> `(a or b) and s`: a condition every alternative shares, once."""
     conj = [flat(p) if isinstance(p, ast.BoolOp) and isinstance(p.op, ast.And) else [p] for p in parts]
-    common = [c for c in conj[0] if all(any(ast.dump(c) == ast.dump(d) for d in other) for other in conj[1:])]
+    common = [c for c in conj[0] if all(any(same(c, d) for d in other) for other in conj[1:])]
     if not common:
         return ast.BoolOp(ast.Or(), parts)
     keys = {ast.dump(c) for c in common}
@@ -174,26 +196,62 @@ def is_int(node) -> bool:
     return False
 
 
-def deep_simplify(node: ast.expr) -> ast.expr:
-    class S(ast.NodeTransformer):
-        def generic_visit(self, n):
-            super().generic_visit(n)
-            return simplify(n) if isinstance(n, ast.expr) else n
-    return S().visit(node)
-
-
 def substitute(node: ast.expr | None, mapping: dict[str, ast.expr]) -> ast.expr | None:
-    """`node` with names replaced by expressions, simplified and constant parts folded."""
+    """`node` with names replaced by expressions, simplified and constant parts folded: a new
+    tree (neither `node` nor the mapping's expressions change)."""
     if node is None:
         return None
-
-    class R(ast.NodeTransformer):
-        def visit_Name(self, n):
-            return mapping.get(n.id, n)
-    out = R().visit(copy(node))
-    if depth(out) > MAX_DEPTH:      # sizes through a long chain of blocks: no expression (the
+    try:
+        out, deepest = _rewritten(node, mapping)
+    except _Unknown:
+        return None
+    if deepest > MAX_DEPTH:         # sizes through a long chain of blocks: no expression (the
         return None                 # callers say so, located) rather than a recursion error
-    return fold_constants(deep_simplify(out))
+    return fold_constants(out)
+
+
+class _Unknown(Exception):
+    """A name the mapping has no expression for (None)."""
+
+
+PARTS = (ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context)   # no children
+
+
+def _rewritten(n: ast.AST, mapping: dict | None) -> tuple[ast.AST, int]:
+    """`copy(n)` with the mapping's names replaced (their expressions not searched again), each
+    expression simplified bottom-up; and the depth (as expr.depth counts it) that tree had
+    before simplifying. One walk: the emitter substitutes thousands of times per network."""
+    kind = type(n)
+    if kind is ast.Name:
+        if mapping and n.id in mapping:
+            if mapping[n.id] is None:
+                raise _Unknown
+            return _rewritten(mapping[n.id], None)
+        return copy(n), 2                       # a Name and its ctx
+    if kind is ast.Constant:
+        c = copy(n)
+        return (c, 1) if type(c) is ast.Constant else _rewritten(c, None)
+    fields, deepest = {}, 0
+    for f in n._fields:
+        v = getattr(n, f, None)
+        if isinstance(v, PARTS):
+            deepest = max(deepest, 1)
+        elif isinstance(v, ast.AST):
+            v, d = _rewritten(v, mapping)
+            deepest = max(deepest, d)
+        elif isinstance(v, list):
+            items = []
+            for x in v:
+                if isinstance(x, ast.AST) and not isinstance(x, PARTS):
+                    x, d = _rewritten(x, mapping)
+                    deepest = max(deepest, d)
+                elif isinstance(x, ast.AST):
+                    deepest = max(deepest, 1)
+                items.append(x)
+            v = items
+        fields[f] = v
+    out = kind(**fields)
+    return (simplify(out) if isinstance(out, ast.expr) else out), deepest + 1
 
 
 # deepest expression the writer builds (the zoo's reach 41: ResNet-152's sizes); the recursive
@@ -202,36 +260,84 @@ MAX_DEPTH = 150
 
 
 def copy(node):
-    return ast.parse(ast.unparse(node), mode="eval").body if node is not None else None
+    """A fresh tree equal to the one `ast.parse(ast.unparse(node))` gives (a negative number is
+    `-n`, as parsing writes it), built directly: parsing was most of the emitter's time."""
+    if node is None:
+        return None
+    if type(node) is ast.Constant:
+        v = node.value
+        if type(v) in (int, float) and v == v and (v < 0 or str(v) == "-0.0"):
+            return ast.UnaryOp(ast.USub(), ast.Constant(-v))
+        if type(v) in (int, float, str, bool, type(None)) and v == v:
+            return ast.Constant(v)
+        return ast.parse(ast.unparse(node), mode="eval").body      # nan, tuples: as parsing writes them
+    if type(node) is ast.Name:
+        return ast.Name(node.id, ast.Store() if isinstance(node.ctx, ast.Store) else ast.Load())
+    fields = {}
+    for f in node._fields:
+        v = getattr(node, f, None)
+        if isinstance(v, ast.AST):
+            v = v if isinstance(v, (ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context)) else copy(v)
+        elif isinstance(v, list):
+            v = [copy(x) if isinstance(x, ast.AST) and not isinstance(x, ast.cmpop) else x for x in v]
+        fields[f] = v
+    return type(node)(**fields)
 
 
 def fold_constants(node: ast.expr) -> ast.expr:
-    """Fold every name-free part whose value is an int, bool or str."""
-    from archc.spec.expr import ExprError, evaluate
+    """Fold every name-free part whose value is an int, bool or str (in place)."""
+    return _folded(node)[0]
 
-    named: set[int] = set()     # ids of the nodes that read a name (names_in, found bottom-up:
-    keep: list = []             # asking names_in at every node was quadratic); kept alive for their ids
 
-    class F(ast.NodeTransformer):
-        def generic_visit(self, n):
-            super().generic_visit(n)
-            reads = isinstance(n, ast.Name) or any(
-                id(c) in named for c in ast.iter_child_nodes(n)
-                if not (isinstance(n, ast.Call) and c is n.func and isinstance(c, ast.Name)))
-            out = self.fold(n, reads)
-            if reads:
-                named.add(id(out))
-                keep.append(out)
-            return out
+def _folded(n: ast.AST) -> tuple[ast.AST, bool]:
+    """n folded bottom-up, and whether it reads a name (a called function's name not counted)."""
+    kind = type(n)
+    if kind is ast.Name:
+        return n, True
+    if kind is ast.Constant or isinstance(n, PARTS):
+        return n, False
+    reads = False
+    for f in n._fields:
+        v = getattr(n, f, None)
+        if isinstance(v, ast.AST) and not isinstance(v, PARTS):
+            v, r = _folded(v)
+            setattr(n, f, v)
+            reads = reads or r and not (kind is ast.Call and f == "func" and type(v) is ast.Name)
+        elif isinstance(v, list):
+            items = []
+            for x in v:
+                if isinstance(x, ast.AST) and not isinstance(x, PARTS):
+                    x, r = _folded(x)
+                    reads = reads or r
+                items.append(x)
+            setattr(n, f, items)
+    if not isinstance(n, ast.expr):
+        return n, reads
+    if not reads and kind not in (ast.List, ast.Tuple, ast.JoinedStr, ast.FormattedValue):
+        v = _int_arith(n)
+        if v is None:
+            from archc.spec.expr import ExprError, evaluate
+            try:
+                v = evaluate(ast.unparse(n), {})
+            except ExprError:
+                return n, reads
+        if isinstance(v, (bool, int, str)):
+            return ast.Constant(v), reads
+    return simplify(n), reads
 
-        def fold(self, n, reads: bool):
-            if isinstance(n, ast.expr) and not isinstance(n, (ast.Constant, ast.Name)) and not reads \
-                    and not isinstance(n, (ast.List, ast.Tuple, ast.JoinedStr, ast.FormattedValue)):
-                try:
-                    v = evaluate(ast.unparse(n), {})
-                except ExprError:
-                    return n
-                if isinstance(v, (bool, int, str)):
-                    return ast.Constant(v)
-            return simplify(n) if isinstance(n, ast.expr) else n
-    return F().visit(node)
+
+INT_ARITH = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+             ast.FloorDiv: lambda a, b: a // b if b else None, ast.Mod: lambda a, b: a % b if b else None}
+
+
+def _int_arith(n: ast.expr) -> int | None:
+    """`3 * 4`, `-2`: what evaluate() gives for int arithmetic on two constants, without writing
+    the expression out and parsing it again (anything else, or out of range: None)."""
+    from archc import limits
+    if type(n) is ast.BinOp and type(n.op) in INT_ARITH and _int_const(n.left) and _int_const(n.right):
+        v = INT_ARITH[type(n.op)](n.left.value, n.right.value)
+    elif type(n) is ast.UnaryOp and type(n.op) is ast.USub and _int_const(n.operand):
+        v = -n.operand.value
+    else:
+        return None
+    return v if v is not None and v.bit_length() <= limits.current().int_bits else None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from archc.emit.code import INDENT, Code
 from archc.emit.entries import CHILD, TRUE, replace_name
-from archc.emit.sym import closed_of, plain, is_const, make, name, names_in, simplify, substitute, text
+from archc.emit.sym import closed_of, copy, plain, is_const, make, name, names_in, same, simplify, substitute, text
 from archc.emit.values import Env
 from archc.errors import SpecError
 from archc.spec.expr import bound_names
@@ -113,7 +113,7 @@ class ClassState:
     def forward_text(self, node: ast.expr, keep: tuple = ()) -> str:
         """An __init__ expression as forward sees it: names become attributes stored in __init__,
         except the input sizes forward reads from its input (and `keep`: forward's own names)."""
-        tree = ast.parse(text(node), mode="eval").body
+        tree = copy(node)
         keep = (*keep, *bound_names(tree))      # a comprehension's own name stays local
 
         class R(ast.NodeTransformer):
@@ -151,7 +151,7 @@ def merge_branch(cond: ast.expr, then, other, lets: dict[str, ast.expr], on: boo
 
 
 def _merge(cond, tn, en, lets, value, runtime):
-    if tn is not None and en is not None and (ast.dump(tn) == ast.dump(en) or implied_equal(cond, tn, en, lets)):
+    if tn is not None and en is not None and (same(tn, en) or implied_equal(cond, tn, en, lets)):
         return make(value, tn, runtime)
     node = None if tn is None or en is None else simplify(ast.IfExp(cond, tn, en))   # `a if c else (b if c else d)`
     return make(value, node, runtime)
@@ -189,7 +189,7 @@ def _implied_equal(cond: ast.expr, a: ast.expr, b: ast.expr, lets: dict[str, ast
         facts.append({cond.operand.id: ast.Constant(True)})
     for fact in facts:
         x, y = expand_lets(a, lets, fact), expand_lets(b, lets, fact)
-        if ast.dump(x) == ast.dump(y):
+        if same(x, y):
             return True
     return False
 
@@ -210,7 +210,7 @@ def either(cond: ast.expr, then: ast.expr | None, other: ast.expr | None) -> ast
     """The condition `then` where cond holds, else `other` (both conditions)."""
     if then is None or other is None:
         return None
-    if ast.dump(then) == ast.dump(other):
+    if same(then, other):
         return then
     yes = simplify(ast.BoolOp(ast.And(), [cond, then]))
     if is_const(other) and other.value is False:
@@ -238,7 +238,6 @@ def assume(t: T, cond: ast.expr) -> T:
 def under(cond: ast.expr, node: ast.expr) -> ast.expr:
     """`node` where `cond` holds: a test equal to cond is true; `x == 'b'` is false where cond
     says `x == 'a'` (one string param chooses between branches)."""
-    key = ast.dump(cond)
     eq = cond.left.id if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq) \
         and isinstance(cond.left, ast.Name) and is_const(cond.comparators[0]) else None
 
@@ -246,14 +245,14 @@ def under(cond: ast.expr, node: ast.expr) -> ast.expr:
         def visit_IfExp(self, n):
             self.generic_visit(n)
             t = n.test
-            if ast.dump(t) == key:
+            if same(t, cond):
                 return n.body
             if eq and isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq) \
                     and isinstance(t.left, ast.Name) and t.left.id == eq and is_const(t.comparators[0]) \
                     and t.comparators[0].value != cond.comparators[0].value:
                 return n.orelse
             return n
-    return A().visit(ast.parse(text(node), mode="eval").body)
+    return A().visit(copy(node))
 
 
 def own_channels(shape: tuple, attr: str) -> tuple:

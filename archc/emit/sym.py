@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 # the expression helpers, read by the emitter's other files from here too
-from archc.emit.nodes import const, is_const, name, names_in, simplify, size, substitute, text  # noqa: F401
+from archc.emit.nodes import const, copy, is_const, name, names_in, same, simplify, size, substitute, text  # noqa: F401
 
 # The spatial sizes of a block's input: names __init__ cannot read (the block learns its input
 # size only in forward); they stand in expressions so a caller can put its own sizes in.
 PLACEHOLDERS = ("__s0", "__s1", "__s2", "__s")     # __s: some size too involved to write out
+SIZES = frozenset(PLACEHOLDERS)
 UNKNOWN_SIZE = 20                                   # nodes in a size expression before it is __s
 
 
@@ -33,9 +34,17 @@ class Sym:
     fwd: ast.expr | None
     runtime: bool
 
-    def _init(self, node, runtime=False, fwd=None):
+    def _init(self, node, runtime=False, fwd=None, names=None):
         self.node, self.runtime, self.fwd = node, runtime, fwd
+        self._names = names
         return self
+
+    @property
+    def names(self) -> set[str]:
+        """names_in(node), found once (binop asks it of both operands of every operation)."""
+        if self._names is None:
+            self._names = names_in(self.node)
+        return self._names
 
     def __repr__(self):
         return text(self.node) if self.node is not None else f"<{self.plain!r} known at run time>"
@@ -49,7 +58,7 @@ class Sym:
     @property
     def known(self) -> bool:
         """Whether __init__ can compute it (no part of it follows a block's input size)."""
-        return self.node is not None and not (names_in(self.node) & set(PLACEHOLDERS))
+        return self.node is not None and not (self.names & SIZES)
 
 
 def plain(v):
@@ -93,19 +102,25 @@ BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
           ast.Pow: operator.pow}
 
 
+def names_of(v) -> set[str]:
+    return v.names if isinstance(v, Sym) else names_in(node_of(v)) if isinstance(v, (list, tuple)) else set()
+
+
 def binop(a, op: type, b):
     value = BINOPS[op](plain(a), plain(b))
     na, nb = node_of(a), node_of(b)
     node = None if na is None or nb is None else simplify(ast.BinOp(na, op(), nb))
+    # simplify only drops constants from a BinOp: the names are both operands'
+    names = names_of(a) | names_of(b) if node is not None else None
     runtime = is_runtime(a) or is_runtime(b)
-    if runtime and node is not None and size(node) > UNKNOWN_SIZE \
-            and names_in(node) & set(PLACEHOLDERS):
-        node = name("__s")
+    if runtime and node is not None and names & SIZES and size(node) > UNKNOWN_SIZE:
+        node, names = name("__s"), {"__s"}
     fwd = None
     if runtime:
         fa, fb = fwd_of(a), fwd_of(b)
         fwd = None if fa is None or fb is None else simplify(ast.BinOp(fa, op(), fb))
-    out = make(value, folded(node, value), runtime, folded(fwd, value))
+    node = folded(node, value, names)
+    out = make(value, node, runtime, folded(fwd, value), names=names if node is not None else None)
     if hasattr(a, "closed") or hasattr(b, "closed"):
         ca, cb = closed_of(a), closed_of(b)
         out.closed = None if ca is None or cb is None else folded(simplify(ast.BinOp(ca, op(), cb)), value)
@@ -190,8 +205,9 @@ class SymBool(Sym):
         return hash(self.plain)
 
 
-def make(value, node, runtime: bool = False, fwd=None):
-    """A symbolic value of `value`'s type with expression `node` (None: unknown in __init__)."""
+def make(value, node, runtime: bool = False, fwd=None, names=None):
+    """A symbolic value of `value`'s type with expression `node` (None: unknown in __init__);
+    `names`: names_in(node) where the caller knows them."""
     if isinstance(value, Sym):
         value = value.plain
     if value is None:
@@ -199,9 +215,9 @@ def make(value, node, runtime: bool = False, fwd=None):
     if isinstance(value, bool):
         return SymBool(value)._init(node, runtime, fwd)
     if isinstance(value, int):
-        return SymInt(value)._init(node, runtime, fwd)
+        return SymInt(value)._init(node, runtime, fwd, names)
     if isinstance(value, float):
-        return SymFloat(value)._init(node, runtime, fwd)
+        return SymFloat(value)._init(node, runtime, fwd, names)
     if isinstance(value, str):
         return SymStr(value)._init(node, runtime, fwd)
     if isinstance(value, (list, tuple)):
@@ -218,9 +234,9 @@ def make(value, node, runtime: bool = False, fwd=None):
     return value
 
 
-def folded(node, value):
+def folded(node, value, names=None):
     """A node without names is its value: `64 * 4` is written 256 (floats keep their expression)."""
-    if node is None or names_in(node):
+    if node is None or (names_in(node) if names is None else names):
         return node
     if isinstance(value, (bool, int, str)) or (isinstance(value, list) and all(isinstance(x, int) for x in value)):
         return const(value)
