@@ -24,6 +24,7 @@ class Limits:
     file_bytes: int = 1 << 20          # a spec or `use:` file
     values: int = 200_000              # values (scalars, lists, mappings) in one spec file, aliases expanded
     layers: int = 20_000               # ops after expansion (and repeat copies considered)
+    written_layers: int = 5_000        # layers build goes through (the zoo's most: 1,102)
     repeat: int = 10_000               # one `repeat:` count
     expr_chars: int = 2_000            # characters of one expression
     expr_items: int = 100_000          # characters / list items an expression may build
@@ -40,7 +41,7 @@ class Limits:
 FIXED = frozenset({"depth", "nesting", "expr_depth", "int_bits"})
 NAMES = [f.name for f in fields(Limits)]
 RAISABLE = [n for n in NAMES if n not in FIXED]
-UNITS = {"file_bytes": "bytes", "values": "values", "layers": "layers", "repeat": "copies",
+UNITS = {"file_bytes": "bytes", "values": "values", "layers": "layers", "written_layers": "layers", "repeat": "copies",
          "expr_chars": "characters", "expr_items": "items", "render_nodes": "boxes",
          "render_seconds": "s", "data_bytes": "bytes", "depth": "levels", "nesting": "levels",
          "expr_depth": "levels", "int_bits": "bits (+-9,223,372,036,854,775,807)"}

@@ -138,12 +138,12 @@ def test_render_stops_graphviz_at_its_time_limit(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args,message", [
     (["--limit", "layers"], "error: --limit: expected NAME=N, got 'layers'"),
     (["--limit", "layer=5"], "error: --limit: no limit named 'layer' (did you mean 'layers'?); limits: "
-                             "file_bytes, values, layers, repeat, expr_chars, expr_items, render_nodes, "
+                             "file_bytes, values, layers, written_layers, repeat, expr_chars, expr_items, render_nodes, "
                              "render_seconds, data_bytes"),
     (["--limit", "layers=-1"], "error: --limit: layers takes a positive whole number, got '-1'"),
     (["--limit", "depth=1000"], "error: --limit: the 'depth' limit is fixed (it protects Python's stack or "
                                 "integer conversions); limits that can be raised: file_bytes, values, layers, "
-                                "repeat, expr_chars, expr_items, render_nodes, render_seconds, data_bytes"),
+                                "written_layers, repeat, expr_chars, expr_items, render_nodes, render_seconds, data_bytes"),
 ])
 def test_bad_limit_flags(args, message, tmp_path, monkeypatch):
     (tmp_path / "s.yaml").write_text(HEAD + "layers: [relu]\n")
@@ -185,15 +185,18 @@ def test_round_and_interpolation_bombs():
 
 def test_writing_the_code_is_bounded_like_expansion():
     """Build writes a definition once per distinct instance, its `when:`-off layers too: that work
-    counts against the layer limit, so long definitions in many instances cannot keep it busy."""
+    counts against the written_layers limit, so long definitions in many instances cannot keep it busy."""
     off = '    - {conv: {out: 4, k: 1}, when: "${t > 0}"}\n' * 30
     text = HEAD + ("blocks:\n  unit:\n    params: {t: int, tag: int}\n    seq:\n" + off +
                    "    - conv: {out: 4, k: 1}\n"
                    'layers:\n  - {unit: {t: "${i % 2}", tag: $i}, repeat: 10}\n')
-    with limits.raised(layers=250):
-        net = archc.load(text)                    # 5 x 31 + 5 x 1 layers: within the limit
+    with limits.raised(written_layers=250):
+        net = archc.load(text)                    # 5 x 31 + 5 x 1 layers
         assert len(net.nodes) == 160
         with pytest.raises(SpecError) as info:
             net.source()                          # 10 distinct instances x 31 layers written
     assert "writing the code goes through too many layers" in info.value.message
+    assert "raise it with --limit written_layers=N" in info.value.message
     assert info.value.loc is not None
+    with limits.raised(written_layers=400):
+        assert "class Unit(nn.Sequential)" in archc.load(text).source()
