@@ -70,6 +70,8 @@ def resolve_outputs(raw, scope: ClassScope, last: Value, at: At):
             unknown = set(o) - {"id", "name", "train_only", "when"}
             if unknown or "id" not in o:
                 raise o_at.error("an output is an id, or a mapping {id, name, train_only, when}")
+            if not isinstance(o["id"], str) or not isinstance(o.get("name", ""), str):   # even where off
+                raise o_at.error(f"an output is an id, or a mapping {{id, name, train_only, when}}; got {o!r}")
             if "when" in o:        # an output of some variants only (GoogLeNet's aux heads)
                 cond = resolve(o["when"], scope.env, o_at / "when")
                 if not isinstance(cond, bool):
