@@ -10,14 +10,15 @@ from archc import ops
 from archc.emit.code import INDENT
 from archc.emit.entries import FALSE, TRUE, Entry, Mod, all_of, any_of, shaped, write_entries
 from archc.emit.modules import ModuleWriter
+from archc.emit.parallel import ParallelWriter, merged_moved
 from archc.emit.scope import Names, Step, T, assume, either, emit_error, merge_shape, own_channels
 from archc.emit.sym import Named, Sym
 from archc.emit.sym import is_const, make, name, names_in, node_of, plain, same, text
 from archc.emit.values import Env, sym, truth
 from archc.errors import did_you_mean
-from archc.spec.expand import parallel_branches, per_copy_names
+from archc.spec.expand import per_copy_names
 from archc.spec.layers import At, Item, check_name, parse_item, shortcut_first
-from archc.spec.schema import ParallelDef, ResidualDef, validate
+from archc.spec.schema import ResidualDef, validate
 
 ASSIGNED = re.compile(r"\s*([A-Za-z_]\w*) = ")     # an __init__ line setting a local
 WORD = re.compile(r"[A-Za-z_]\w*")
@@ -38,7 +39,7 @@ def negate(node: ast.expr) -> ast.expr:
     return simplify(ast.UnaryOp(ast.Not(), node))
 
 
-class Writer(ModuleWriter):
+class Writer(ModuleWriter, ParallelWriter):
     # -- module attributes -----------------------------------------------------------------------
     def assign(self, attr: str, mod: Mod, cond: ast.expr = TRUE) -> None:
         """`self.attr = <module>` in __init__; None where `cond` is false."""
@@ -344,28 +345,6 @@ class Writer(ModuleWriter):
             return concrete
         raise emit_error(at, "'shortcut: auto' with a body whose stride is not one param")
 
-    # -- parallel ----------------------------------------------------------------------------------
-    def parallel(self, sc: Names, raw, at: At, t: T, var: str, env: Env) -> T:
-        spec = validate(ParallelDef, raw, at.src, at.path, "parallel")
-        outs = []
-        for key, body, b_at in parallel_branches(spec, at):
-            attr = sc.claim(check_name(key, b_at), b_at)
-            if isinstance(body, list) and len(body) != 1:
-                mod = self.seq(body, b_at, t, env, sc.prefix + attr)
-            else:
-                one, one_at = (body[0], b_at / 0) if isinstance(body, list) else (body, b_at)
-                mod = self.module(parse_item(one, one_at), t, env, sc.prefix + attr)
-            self.assign(attr, mod)
-            bvar = sc.fresh(attr)
-            self.st.step(bvar, [t.var], f"{bvar} = {self.call(attr, mod, t.var)}")
-            outs.append(T(bvar, mod.out, any_of([t.moved, mod.changes])))
-        op = ops.get(spec.merge)
-        a = self.op_args(Item(spec.merge, None, at, at), op, env)
-        shape = shaped(op.infer(a, [o.shape for o in outs]))
-        sc.auto(spec.merge, at, module=False)
-        self.st.step(var, [o.var for o in outs], op.statement(a, var, [o.var for o in outs]))
-        return T(var, shape, merged_moved(outs, shape))
-
 
 def split_list(node, n: int):
     """A `from:` node as one node per id: a list display, or a condition between two lists."""
@@ -376,10 +355,3 @@ def split_list(node, n: int):
         if a is not None and b is not None:
             return [ast.IfExp(node.test, x, y) if not same(x, y) else x for x, y in zip(a, b)]
     return None
-
-
-def merged_moved(ins: list[T], out: tuple) -> ast.expr | None:
-    """A merge's output moves with the inputs of its own size (a 1x1 gate broadcasts)."""
-    same = [x for x in ins if tuple(map(plain, x.shape[1:])) == tuple(map(plain, out[1:]))]
-    return any_of([x.moved for x in same or ins])
-

@@ -235,7 +235,7 @@ class BlockClasses:
         kind = bdef.body_kind
         parts = Parts("nn.Module", bdef.doc or f"Block '{block}' of {self.net.name}.")
         if kind == "seq":
-            mod = w.seq(bdef.seq, bat / "seq", x, env, block)
+            mod = w.seq(bdef.seq, bat / "seq", x, env, block, tail=True)
             out, changes = mod.out, mod.changes
             parts.base = "nn.Sequential"
             if mod.render is not None:
@@ -246,6 +246,10 @@ class BlockClasses:
                 body.lines = list(lets.lines)
                 write_entries(body, mod.entries, "self")
                 parts.init = body.lines
+            if mod.tail:            # the children in order, then what only forward can run
+                loop = ["for module in self:", f"{INDENT}x = module(x)"]
+                parts.forward = forward_lines(st, loop + [f"x = {f.replace('{x}', 'x')}" for f in mod.tail[:-1]]
+                                              + [f"return {mod.tail[-1].replace('{x}', 'x')}"])
         else:
             raws = bdef.layers if kind == "layers" else tree_at(bat.src, bat.path + (kind,))
             sc = Names(explicit_names(raws, bat / kind))

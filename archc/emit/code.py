@@ -213,3 +213,9 @@ def sequential(children: list[tuple[str | None, str]], depth: int, callee: str =
     if numbered:
         return f"{callee}(\n{body}\n{INDENT * depth})"
     return f"{callee}(OrderedDict([\n{body}\n{INDENT * depth}]))"
+
+
+def module_list(items: list[str], depth: int) -> str:
+    """nn.ModuleList([a, b, ...]), one item a line."""
+    pad = INDENT * (depth + 1)
+    return "nn.ModuleList([\n" + "\n".join(f"{pad}{t}," for t in items) + f"\n{INDENT * depth}])"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from archc.emit.code import INDENT, Code
 from archc.emit.sym import Sym, SymList, copy, is_const, make, names_in, node_of, size, text
@@ -29,6 +29,7 @@ class Mod:
     entries: list["Entry"] | None = None
     functional: str | None = None       # a forward expression over `{x}` (runtime arguments)
     applies: str | None = None          # a parameter, not a module: forward over `{p}` and `{x}`
+    tail: list[str] = field(default_factory=list)   # a seq block's forward after its children
 
 
 @dataclass
@@ -40,6 +41,18 @@ class Entry:
     header: str = ""
     body: list["Entry"] = field(default_factory=list)
     node: ast.expr | None = None
+    at: Any = None                      # the layer's place in the spec, for messages
+
+
+def functional_entry(entries: list[Entry]) -> Entry | None:
+    """A layer only forward can run (its args follow the input size), among an nn.Sequential's."""
+    for e in entries:
+        if e.kind == "mod" and e.mod.functional is not None:
+            return e
+        found = functional_entry(e.body)
+        if found is not None:
+            return found
+    return None
 
 
 def shaped(shape) -> tuple:

@@ -58,9 +58,9 @@ class LoopWriter:
         on, cond = self.when(item, env)
         mod = self.module(item, t, env, "", repeatable=False)
         if cond is TRUE:
-            entries.append(Entry("mod", mod))
+            entries.append(Entry("mod", mod, at=item.at))
             return T(t.var, mod.out), mod.changes
-        entries.append(Entry("if", header=f"if {text(cond)}:", body=[Entry("mod", mod)]))
+        entries.append(Entry("if", header=f"if {text(cond)}:", body=[Entry("mod", mod, at=item.at)]))
         return T(t.var, merge_shape(cond, mod.out, t.shape, self.st.lets, on)), None
 
     def loop(self, entries: list[Entry], item: Item, t: T, env: Env, body):

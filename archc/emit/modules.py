@@ -7,8 +7,8 @@ import ast
 from archc import limits, ops
 from archc.emit.code import Choice, NeedsRuntime, call, ctor_text, sequential
 from archc.emit.init_rules import record_module
-from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_of, any_of, attach, domain, involved,
-                                replace_name, shaped, supports)
+from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_of, any_of, attach, domain,
+                                functional_entry, involved, replace_name, shaped, supports)
 from archc.emit.loops import LoopWriter
 from archc.emit.scope import ClassState, T, assume, closed_of, emit_error, merge_shape
 from archc.emit.sym import PLACEHOLDERS, Sym, is_const, make, name, names_in, node_of, plain, size, substitute, text
@@ -202,14 +202,27 @@ class ModuleWriter(LoopWriter):
         return self.op_module(item, op, t, env)
 
     # -- nn.Sequential -----------------------------------------------------------------------------
-    def seq(self, raws, at, t: T, env: Env, path: str) -> Mod:
+    def seq(self, raws, at, t: T, env: Env, path: str, tail: bool = False) -> Mod:
+        """An nn.Sequential; `tail`: a seq block's own, whose last layers may be ones only forward
+        can run (`upsample` to the input's size: torchvision's ASPPPooling)."""
         if not isinstance(raws, list):
             raise at.error(f"expected a list of layers, got {raws!r}")
         entries: list[Entry] = []
         out, changes = self.fill(entries, set(), raws, at, t, env, path)
-        return self.sequential_mod(entries, out, changes)
+        last: list[Entry] = []
+        while tail and entries and entries[-1].kind == "mod" and entries[-1].mod.functional is not None:
+            last.insert(0, entries.pop())
+        mod = self.sequential_mod(entries, out, changes)
+        mod.tail = [e.mod.functional for e in last]
+        return mod
 
     def sequential_mod(self, entries: list[Entry], out: T, changes) -> Mod:
+        bad = functional_entry(entries)
+        if bad is not None:
+            raise emit_error(bad.at, "this layer needs its input's size, which only forward knows, so an "
+                                     "nn.Sequential cannot hold it: in a block's 'seq:' it can come last (the "
+                                     "block's forward runs it, as torchvision's ASPPPooling does), or use a "
+                                     "block with 'layers:'")
         static = all(e.kind == "mod" and e.mod.render is not None for e in entries)
         if static:
             kids = [(None if e.child is None else e.child.value, e.mod) for e in entries]
@@ -260,7 +273,7 @@ class ModuleWriter(LoopWriter):
                 names.add(s.plain)
                 child = s.node
             mod = self.module(item, assume(t, cond), env, path)
-            target.append(Entry("mod", mod, child))
+            target.append(Entry("mod", mod, child, at=item.at))
             out, changes = T(t.var, mod.out), mod.changes
             if CHILD in names_in(out.shape[0].node):      # `channels = self.features[-1].out_channels`
                 var = self.st.local("channels", "c", "ch")

@@ -111,6 +111,10 @@ class Op:
         """Forward expression for ops without a module (merges), over input variable names."""
         raise NotImplementedError(self.name)
 
+    def expr_over(self, a: OpArgs, items: str, n: int) -> str:
+        """This merge's expression over a list of `n` tensors held in the variable `items`."""
+        return self.expr(a, [f"{items}[{i}]" for i in range(n)])
+
     def statement(self, a: OpArgs, dst: str, inputs: list[str]) -> str:
         """The forward line assigning this op's value to `dst` (an in-place op writes `+=`)."""
         return f"{dst} = {self.expr(a, inputs)}"

@@ -108,6 +108,9 @@ class Concat(Op):
         dim = a.dim + 1 if a.dim >= 0 else a.dim
         return f"torch.cat([{', '.join(inputs)}], {dim})"
 
+    def expr_over(self, a: ConcatArgs, items, n):
+        return f"torch.cat({items}, {a.dim + 1 if a.dim >= 0 else a.dim})"
+
     def saved_for_backward(self, a, ins, out):
         return []    # the gradient is sliced back by sizes alone
 

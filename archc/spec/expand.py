@@ -267,15 +267,21 @@ class Expander:
         spec = validate(ParallelDef, raw, at.src, at.path, "parallel")
         outs = []
         branches = parallel_branches(spec, at)
+        holder, prefix = scope.module, scope.prefix
+        if spec.module_list is not None:        # the branches numbered in one nn.ModuleList
+            listed = scope.claim(check_name(spec.module_list, at / "module_list"), at / "module_list")
+            holder = Module(listed, "list", loc=at)
+            scope.module.children.append(holder)
+            prefix = f"{scope.prefix}{listed}."
         for key, body, b_at in branches:
-            name = scope.claim(check_name(key, b_at), b_at)
+            name = key if spec.module_list is not None else scope.claim(check_name(key, b_at), b_at)
             if isinstance(body, list) and len(body) != 1:
-                child, last = self.seq(body, b_at, name, scope.prefix + name, value, scope.env)
+                child, last = self.seq(body, b_at, name, prefix + name, value, scope.env)
             else:
                 one, one_at = (body[0], b_at / 0) if isinstance(body, list) else (body, b_at)
-                child, last = self.child(parse_item(one, one_at), name, scope.prefix + name, value, scope.env)
-            scope.module.children.append(child)
-            bvar = scope.fresh(name)
+                child, last = self.child(parse_item(one, one_at), name, prefix + name, value, scope.env)
+            holder.children.append(child)
+            bvar = scope.fresh(name if spec.module_list is None else f"{holder.attr}{name}")
             outs.append(Value(bvar, last.node, last.shape))
         merge_item = Item(spec.merge, None, at, at)
         node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env,
@@ -394,7 +400,13 @@ def shape_facts(shape: Shape) -> dict[str, int]:
 
 
 def parallel_branches(spec, at: At) -> list[tuple[str, Any, At]]:
-    """A parallel's branches as (name, body, where): keys of a mapping, else branch1, branch2..."""
+    """A parallel's branches as (name, body, where): keys of a mapping, else branch1, branch2...,
+    or 0, 1, ... in a `module_list`."""
     if isinstance(spec.branches, dict):
+        if spec.module_list is not None:
+            raise (at / "module_list").error("'module_list' numbers a list of branches from 0; the branches "
+                                             "here are a mapping (write them as a list)", key=True)
         return [(k, b, at / "branches" / k) for k, b in spec.branches.items()]
+    if spec.module_list is not None:
+        return [(str(i), b, at / "branches" / i) for i, b in enumerate(spec.branches)]
     return [(f"branch{i + 1}", b, at / "branches" / i) for i, b in enumerate(spec.branches)]

@@ -126,6 +126,8 @@ def explicit_names(items: list, at: At) -> set[str]:
                     walk(v)
                 if k == "parallel" and isinstance(v, dict) and isinstance(v.get("branches"), dict):
                     found.update(map(str, v["branches"]))
+                if k == "parallel" and isinstance(v, dict) and isinstance(v.get("module_list"), str):
+                    found.add(v["module_list"])
     walk(items)
     return found
 

@@ -44,6 +44,7 @@ class ResidualDef(Strict):
 class ParallelDef(Strict):
     branches: dict[str, Any] | list[Any]
     merge: Literal["add", "mul", "concat"] = "concat"
+    module_list: str | None = None      # list branches numbered 0.. in one nn.ModuleList (ASPP's `convs`)
 
 
 class BlockDef(Strict):

@@ -51,7 +51,7 @@ STRINGS = ["", "a", "x", "input", "self", "forward", "class", "a\n", "\ud800", "
            "same", "valid", "auto", "none", "add", "concat", "3x224x224", "3x0x0", "a" * 5000, "../../etc/passwd",
            "/dev/zero", "blocks/resnet.yaml", "common_blocks.yaml", "spec.yaml", "ref.yaml", "relu", "conv",
            "seq", "residual", "parallel", "layers", "int", "int | list", "str", "any", "x" * 300 + ".yaml",
-           "last", "channels"]
+           "last", "channels", "module_list", "convs"]
 INTS = [0, 1, 2, 3, 4, 7, 8, 16, 64, 1000, -1, -2, 10 ** 4, 10 ** 6, 2 ** 31, 2 ** 62, 2 ** 63 - 1, 2 ** 63,
         -(2 ** 63), 10 ** 30]
 FLOATS = [0.0, 0.5, -0.5, 1.5, 1e-9, 1e308, float("inf"), float("-inf"), float("nan")]
@@ -107,6 +107,8 @@ def layer(draw, depth: int = 2):
         item = {"parallel": {"branches": draw(st.lists(st.lists(LAYERS[depth - 1], min_size=1, max_size=2),
                                                        min_size=1, max_size=3)),
                              "merge": draw(st.sampled_from(["concat", "add", "mul"]))}}
+        if draw(st.booleans()):
+            item["parallel"]["module_list"] = draw(st.sampled_from(["convs", "branches", "a b", 3, None]))
     elif kind == "block":
         item = {"unit": {"width": draw(st.sampled_from([4, 8, "${c_in}", 0]))}}
     else:
