@@ -54,6 +54,8 @@ ADAPT = {
                       "note": "trained on a COCO subset with the 20 VOC categories (21 classes with the "
                               "background); the file's auxiliary head is dropped, as the spec has none"},
 }
+for _name in ("deeplabv3_resnet50", "deeplabv3_resnet101"):       # the same training and aux head as FCN's
+    ADAPT[_name] = ADAPT["fcn_resnet50"]
 
 
 # Published files that do not load into the zoo entry as they are (nor into torchvision's current
