@@ -54,7 +54,7 @@ ADAPT = {
                       "note": "trained on a COCO subset with the 20 VOC categories (21 classes with the "
                               "background); the file's auxiliary head is dropped, as the spec has none"},
 }
-for _name in ("deeplabv3_resnet50", "deeplabv3_resnet101"):       # the same training and aux head as FCN's
+for _name in ("deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large"):   # as FCN's
     ADAPT[_name] = ADAPT["fcn_resnet50"]
 
 

@@ -268,7 +268,9 @@ def test_the_table_resolves_torchvision_names(monkeypatch, tmp_path):
 # 1024 -> 256 without bias, a BN of 256, a 1x1 conv 256 -> 21 with bias
 FCN_AUX = 1024 * 256 * 9 + 2 * 256 + 256 * 21 + 21
 DROPPED_PARAMS = {"fcn_resnet50": FCN_AUX, "fcn_resnet101": FCN_AUX,        # DeepLabV3 has the same aux head
-                  "deeplabv3_resnet50": FCN_AUX, "deeplabv3_resnet101": FCN_AUX}
+                  "deeplabv3_resnet50": FCN_AUX, "deeplabv3_resnet101": FCN_AUX,
+                  # on MobileNetV3 the aux FCNHead reads features.4 (40 channels, 10 inside)
+                  "deeplabv3_mobilenet_v3_large": 40 * 10 * 9 + 2 * 10 + 10 * 21 + 21}
 
 
 def test_every_torchvision_row_fits_its_entries():
