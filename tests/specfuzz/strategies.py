@@ -18,7 +18,9 @@ SMALL = [*sorted((ROOT / "tests" / "specs").glob("*.yaml")), ZOO / "lenet5.yaml"
          *sorted((ZOO / "textbook").glob("*.yaml"))]
 LARGE = [p for p in sorted(ZOO.glob("*.yaml"))]
 SUPPORT = {"common_blocks.yaml": ROOT / "tests" / "specs" / "common_blocks.yaml",
-           "blocks/resnet.yaml": ZOO / "blocks" / "resnet.yaml", "ref.yaml": ROOT / "tests" / "specs" / "lenet5.yaml"}
+           "ref.yaml": ROOT / "tests" / "specs" / "lenet5.yaml",
+           # the zoo's shared block files, so that mutants of the specs that use them get past `use:`
+           **{f"blocks/{p.name}": p for p in sorted((ZOO / "blocks").glob("*.yaml"))}}
 
 
 def read_tree(path: Path):
