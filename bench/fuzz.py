@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from queue import Empty
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -54,12 +55,17 @@ def job(index: int, cases: int, seed: int, against: str | None, save_to: str, qu
             def one(case):
                 fz.run(case)
             before = len(fz.failures)
-            one()
+            try:
+                one()
+            except Exception as e:      # hypothesis's own complaints (a strategy it calls flaky)
+                # end this chunk, not the run: its remaining cases are lost, and said
+                print(f"job {index}, chunk {chunk_no}: hypothesis stopped the chunk: {type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:200]}", file=sys.stderr, flush=True)
             for case, verdicts in fz.failures[before:]:
                 save(case, verdicts, Path(save_to))
             done += n
             chunk_no += 1
-            queue.put(("progress", index, done, dict(fz.case_counts), dict(fz.counts)))
+            queue.put(("progress", index, fz.cases, dict(fz.case_counts), dict(fz.counts)))
         fz.close()
         queue.put(("done", index, fz.cases, dict(fz.case_counts), dict(fz.counts),
                    [(c.origin, next(v.command for v in vs if v.failed), next(v.outcome for v in vs if v.failed),
@@ -76,7 +82,13 @@ def run(cases: int, jobs: int, seed: int, against: str | None, save_to: str, par
         p.start()
     finished, progress, failures = {}, {}, []
     while len(finished) < jobs:
-        msg = queue.get()
+        try:
+            msg = queue.get(timeout=30)
+        except Empty:        # a job that died without its last message is not waited for forever
+            dead = [j for j, p in enumerate(procs) if not p.is_alive() and j not in finished]
+            if dead and queue.empty():
+                raise SystemExit(f"fuzz job(s) {dead} died; see the messages above")
+            continue
         if msg[0] == "progress":
             progress[msg[1]] = msg[2:]
             total = sum(v[0] for v in progress.values())
