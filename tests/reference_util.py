@@ -133,7 +133,8 @@ def init_stats(model: torch.nn.Module) -> dict[str, tuple[float, float, float, f
 
 def init_mismatches(stats: dict, ref: dict) -> list[str]:
     """Tensors whose start differs from the reference's beyond sampling noise. Constants (std 0)
-    must match exactly; random tensors in mean (5 standard errors), std (4/sqrt(2n), at least 5%),
+    must match exactly; random tensors in mean (5 standard errors of the difference of two
+    independent means: sqrt(2) times one mean's; ~300 tensors per network), std (4/sqrt(2n), at least 5%),
     and, for 100 values or more, in their range measured in standard deviations (25%: two
     draws of a normal range differ by up to that), which
     tells a uniform (3.5) from a normal (6 or more) and a cut normal from either."""
@@ -153,7 +154,7 @@ def init_mismatches(stats: dict, ref: dict) -> list[str]:
         if std == 0:
             bad.append(f"{key}: constant {mean:g}, expected std {rstd:g}")
             continue
-        if abs(mean - rmean) > 5 * rstd / math.sqrt(n) + 1e-7 * scale:
+        if abs(mean - rmean) > 5 * math.sqrt(2) * rstd / math.sqrt(n) + 1e-7 * scale:
             bad.append(f"{key}: mean {mean:.4g} vs {rmean:.4g} (std {rstd:.3g}, n {n})")
         if abs(std / rstd - 1) > max(0.05, 4 / math.sqrt(2 * n)):
             bad.append(f"{key}: std {std:.4g} vs {rstd:.4g} (n {n})")

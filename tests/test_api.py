@@ -125,6 +125,7 @@ def test_zoo_pattern(monkeypatch):
     data = json.loads(run("zoo", "MOBILENET_V3*", "--format", "json").stdout)    # any case
     assert [r["name"] for r in data] == ["mobilenet_v3_large", "mobilenet_v3_small"]
     r = run("zoo", "mobilenet", code=2)
-    assert "no zoo entry matches 'mobilenet' (did you mean '*mobilenet*'? it matches 4)" in r.stderr
+    # mobilenet_v2, mobilenetv1_100, mobilenet_v3_large/small, deeplabv3_mobilenet_v3_large
+    assert "no zoo entry matches 'mobilenet' (did you mean '*mobilenet*'? it matches 5)" in r.stderr
     r = run("zoo", "resnt*", code=2)
     assert re.search(r"did you mean 'resnet\w*'", r.stderr) and "Traceback" not in r.output

@@ -55,11 +55,11 @@ def test_comprehensions_and_new_functions():
     ("exp(1000)", "cannot evaluate"),
 ])
 def test_expression_limits_and_errors(text, message):
-    t0 = time.perf_counter()
+    t0 = time.process_time()         # CPU time: the machine may be busy with other work
     with pytest.raises(ExprError) as info:
         evaluate(text, {"i": 0})
     assert message in str(info.value)
-    assert time.perf_counter() - t0 < 2          # refused before the work, not after it
+    assert time.process_time() - t0 < 2          # refused before the work, not after it
 
 
 def test_comprehension_in_a_spec_and_its_generated_code():
