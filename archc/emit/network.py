@@ -118,8 +118,6 @@ def outputs(raw, sc: Names, last: T, env: Env, at: At) -> list[tuple[str, bool, 
             ident, train = o["id"], bool(o.get("train_only", False))
         else:
             ident = o
-        if not isinstance(ident, str):
-            raise o_at.error(f"an output is an id, or a mapping {{id, name, train_only, when}}; got {o!r}")
         if ident not in sc.ids:
             from archc.errors import did_you_mean
             raise o_at.error(f"unknown output id '{ident}'{did_you_mean(ident, sc.ids)}")

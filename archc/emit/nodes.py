@@ -6,7 +6,6 @@ import ast
 from typing import Any
 
 
-
 def const(v: Any) -> ast.expr:
     if isinstance(v, (list, tuple)):
         elts = [const(x) for x in v]
@@ -64,7 +63,7 @@ def size(node: ast.expr) -> int:
 
 
 def same(a, b) -> bool:
-    """same(a, b), without writing either out: stops at the first difference
+    """ast.dump(a) == ast.dump(b), without writing either out: stops at the first difference
     (the emitter asks it of every conditional it simplifies). Walked without recursion."""
     todo = [(a, b)]
     while todo:
@@ -277,9 +276,9 @@ def copy(node):
     for f in node._fields:
         v = getattr(node, f, None)
         if isinstance(v, ast.AST):
-            v = v if isinstance(v, (ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context)) else copy(v)
+            v = v if isinstance(v, PARTS) else copy(v)
         elif isinstance(v, list):
-            v = [copy(x) if isinstance(x, ast.AST) and not isinstance(x, ast.cmpop) else x for x in v]
+            v = [copy(x) if isinstance(x, ast.AST) and not isinstance(x, PARTS) else x for x in v]
         fields[f] = v
     return type(node)(**fields)
 

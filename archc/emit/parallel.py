@@ -33,7 +33,7 @@ class ParallelWriter:
                 one, one_at = (body[0], b_at / 0) if isinstance(body, list) else (body, b_at)
                 mod = self.module(parse_item(one, one_at), t, env, path)
             if listed:
-                if mod.render is None or mod.functional is not None or mod.applies is not None:
+                if mod.render is None:      # a seq with its own `if`/`for`, or a forward-only layer
                     raise emit_error(b_at, f"a branch of module_list '{listed}' must be one module the "
                                            f"code can construct in a list (no 'when:' or 'repeat' inside)")
                 mods.append(mod)
@@ -61,4 +61,3 @@ def merged_moved(ins: list[T], out: tuple) -> ast.expr | None:
     """A merge's output moves with the inputs of its own size (a 1x1 gate broadcasts)."""
     same = [x for x in ins if tuple(map(plain, x.shape[1:])) == tuple(map(plain, out[1:]))]
     return any_of([x.moved for x in same or ins])
-

@@ -267,21 +267,21 @@ class Expander:
         spec = validate(ParallelDef, raw, at.src, at.path, "parallel")
         outs = []
         branches = parallel_branches(spec, at)
-        holder, prefix = scope.module, scope.prefix
+        holder, prefix, listed = scope.module, scope.prefix, None
         if spec.module_list is not None:        # the branches numbered in one nn.ModuleList
             listed = scope.claim(check_name(spec.module_list, at / "module_list"), at / "module_list")
             holder = Module(listed, "list", loc=at)
             scope.module.children.append(holder)
             prefix = f"{scope.prefix}{listed}."
         for key, body, b_at in branches:
-            name = key if spec.module_list is not None else scope.claim(check_name(key, b_at), b_at)
+            name = key if listed else scope.claim(check_name(key, b_at), b_at)
             if isinstance(body, list) and len(body) != 1:
                 child, last = self.seq(body, b_at, name, prefix + name, value, scope.env)
             else:
                 one, one_at = (body[0], b_at / 0) if isinstance(body, list) else (body, b_at)
                 child, last = self.child(parse_item(one, one_at), name, prefix + name, value, scope.env)
             holder.children.append(child)
-            bvar = scope.fresh(name if spec.module_list is None else f"{holder.attr}{name}")
+            bvar = scope.fresh(f"{listed}{name}" if listed else name)
             outs.append(Value(bvar, last.node, last.shape))
         merge_item = Item(spec.merge, None, at, at)
         node = self.op_node(merge_item, scope.prefix + scope.auto(spec.merge), outs, scope.env,

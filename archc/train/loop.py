@@ -36,7 +36,8 @@ from archc.train.fit import fit_network
 from archc.train.record import check_out_dir, make_record, note
 from archc.train.finetune import Freezer, init_weights, lr_scales
 from archc.train.optim import base_lr, make_optimizer, make_scheduler
-from archc.train.preflight import IMAGENET, _check, _keeps_torch_settings, _setup, normalisation, notes, preflight
+from archc.train.preflight import (IMAGENET, keeps_torch_settings, normalisation, notes, preflight,
+                                   refuse_unworkable, set_torch_switches)
 from archc.train.report import (Progress, TensorBoard, early_stop, epoch_line, score,
                                  write_curves, write_metrics_csv)
 from archc.train.runner import Runner, evaluate, iterate, on_device, per_process_batch
@@ -59,7 +60,7 @@ def _wrap(model, cfg: TrainConfig, dev: torch.device, place: Place):
     return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
-@_keeps_torch_settings
+@keeps_torch_settings
 def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool = False,
           log: Callable[[str], None] = print, progress: Callable[[str], None] | None = None,
           checkpoint: dict | None = None, place: Place = Place(), changes: dict | None = None,
@@ -86,8 +87,8 @@ def train(net, data: Data, cfg: TrainConfig, out_dir, resume=None, quiet: bool =
     for line in notes(cfg, data):
         say(line)
     dev = device_for(place, cfg.device)
-    _check(cfg, data, dev, place)
-    _setup(cfg, dev)
+    refuse_unworkable(cfg, data, dev, place)
+    set_torch_switches(cfg, dev)
     join(place, dev)
     if place.distributed:
         import torch.distributed as dist

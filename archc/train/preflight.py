@@ -18,7 +18,7 @@ from archc.train.report import require_tensorboard
 from archc.train.runner import per_process_batch
 
 
-def _keeps_torch_settings(fn):
+def keeps_torch_settings(fn):
     """The caller's process-wide switches (deterministic mode, cuDNN autotuning) back after a run:
     left on, deterministic mode makes every later torch.empty fill its memory."""
     @functools.wraps(fn)
@@ -33,7 +33,7 @@ def _keeps_torch_settings(fn):
     return wrapper
 
 
-def _setup(cfg: TrainConfig, dev: torch.device) -> None:
+def set_torch_switches(cfg: TrainConfig, dev: torch.device) -> None:
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -42,7 +42,7 @@ def _setup(cfg: TrainConfig, dev: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _check(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> None:
+def refuse_unworkable(cfg: TrainConfig, data: Data, dev: torch.device, place: Place) -> None:
     """Settings that cannot work with this data or device, refused before any work."""
     per_process_batch(cfg, place)
     if (cfg.crop or cfg.flip or cfg.vflip or cfg.rotate) and len(data.sample_shape) != 3:
@@ -73,7 +73,7 @@ def preflight(net, data: Data, cfg: TrainConfig, world_size: int) -> None:
     dev = device_for(Place(), cfg.device)
     if wants_gpu and world_size > torch.cuda.device_count():
         raise SpecError(f"--nproc {world_size}: only {torch.cuda.device_count()} GPUs are visible")
-    _check(cfg, data, dev, Place(0, world_size))
+    refuse_unworkable(cfg, data, dev, Place(0, world_size))
 
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
