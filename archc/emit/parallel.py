@@ -10,9 +10,9 @@ from archc.emit.entries import Mod, any_of, shaped
 from archc.emit.scope import Names, T, emit_error
 from archc.emit.sym import plain
 from archc.emit.values import Env
-from archc.spec.expand import parallel_branches
 from archc.spec.layers import At, Item, check_name, parse_item
 from archc.spec.schema import ParallelDef, validate
+from archc.spec.structures import parallel_branches
 
 
 class ParallelWriter:
