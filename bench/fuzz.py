@@ -43,10 +43,9 @@ def job(index: int, cases: int, seed: int, against: str | None, save_to: str, qu
     seeds = SEEDS_SMALL * 8 + SEEDS_LARGE       # the large networks cost 10x more: one mutant in ten
     with tempfile.TemporaryDirectory() as folder:
         fz = Fuzzer(Path(folder))
-        done = 0
         chunk_no = 0
-        while done < cases:
-            n = min(CHUNK, cases - done)
+        while fz.cases < cases:     # a chunk hypothesis stopped early is made up by the next ones
+            n = min(CHUNK, cases - fz.cases)
 
             @hseed(seed + chunk_no)
             @settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate],
@@ -58,12 +57,11 @@ def job(index: int, cases: int, seed: int, against: str | None, save_to: str, qu
             try:
                 one()
             except Exception as e:      # hypothesis's own complaints (a strategy it calls flaky)
-                # end this chunk, not the run: its remaining cases are lost, and said
+                # end this chunk, not the run: its remaining cases come from the next seed, and said
                 print(f"job {index}, chunk {chunk_no}: hypothesis stopped the chunk: {type(e).__name__}: "
                       f"{str(e).splitlines()[0][:200]}", file=sys.stderr, flush=True)
             for case, verdicts in fz.failures[before:]:
                 save(case, verdicts, Path(save_to))
-            done += n
             chunk_no += 1
             queue.put(("progress", index, fz.cases, dict(fz.case_counts), dict(fz.counts)))
         fz.close()
