@@ -102,6 +102,9 @@ def torchvision_weights(src: Path) -> dict[str, dict]:
                         url = literal(kw["url"])
                         members[name] = {"url": url, "sha256": hash_prefix(url),
                                          "params": meta.get("num_params"), "size_mb": meta.get("_file_size")}
+                        crop = crop_size(kw.get("transforms"))
+                        if crop is not None:    # the eval size, where a network's weights follow it (ViT)
+                            members[name]["crop_size"] = crop
                 enums[node.name] = {"enum": node.name, "default": default, "weights": members,
                                     "source": f"torchvision/{f.relative_to(src).as_posix()}"}
             if isinstance(node, ast.FunctionDef):
@@ -110,6 +113,15 @@ def torchvision_weights(src: Path) -> dict[str, dict]:
                     if a.arg == "weights" and isinstance(ann, ast.Subscript) and isinstance(ann.slice, ast.Name):
                         builders[node.name] = ann.slice.id
     return {b: enums[e] for b, e in builders.items() if e in enums}
+
+
+def crop_size(transforms) -> int | None:
+    """`transforms=partial(ImageClassification, crop_size=384, ...)` -> 384."""
+    if isinstance(transforms, ast.Call):
+        for k in transforms.keywords:
+            if k.arg == "crop_size" and isinstance(literal(k.value), int):
+                return literal(k.value)
+    return None
 
 
 def hash_prefix(url: str) -> str:

@@ -39,6 +39,9 @@ def run_ir(net, state: dict, x: torch.Tensor):
             values[node.index] = eval(node.op.applied(node.args, "p", "v0"), {**ns, **scope})
             continue
         ctor = node.op.module(node.args, node.in_shapes, node.out)
+        if ctor is None:                    # forward's own expression (`x[:, 0]`)
+            values[node.index] = eval(node.op.expr(node.args, ["v0"]), {**ns, "v0": ins[0]})
+            continue
         for src in ctor.support:
             if src not in seen:
                 seen.add(src)
@@ -48,6 +51,7 @@ def run_ir(net, state: dict, x: torch.Tensor):
         module = module.to_empty(device=x.device)
         module.load_state_dict(owned.get(node.name, {}), strict=True, assign=True)
         module.eval()
-        values[node.index] = module(ins[0])
+        call = node.op.applied(node.args, "m", "v0")      # a module called with more than x
+        values[node.index] = module(ins[0]) if call is None else eval(call, {**ns, "m": module, "v0": ins[0]})
     outs = [values[n.index] if n is not None else x for _, n, train in net.outputs if not train]
     return outs[0] if len(outs) == 1 else tuple(outs)

@@ -150,12 +150,12 @@ def test_one_class_per_block_definition(path):
     from archc.emit.classes import camel
     want = {camel(b) for b in used_blocks(path)}
     blocks = set(classes) - helpers - {class_name(net)}
-    assert {b.removesuffix("Block") if b.removesuffix("Block") in want else b for b in blocks} == want
+    assert {b if b in want else b.removesuffix("Block") for b in blocks} == want
     for info in em.classes.values():     # params: the block's own (plus c_in and the vars it reads)
         init = next(f for f in classes[info.name].body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
         args = [a.arg for a in init.args.args[1:] + init.args.kwonlyargs]
         declared = list(net.definition.blocks.defs[info.block][0].params)
-        assert args == ["c_in"] * info.takes_c_in + declared + info.vars, (info.name, args)
+        assert args == [*info.takes, *declared, *info.vars], (info.name, args)
         assert set(info.vars) <= set(net.vars)
 
 

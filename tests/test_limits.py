@@ -156,7 +156,7 @@ def test_limits_raised_and_restored(monkeypatch):
     text = HEAD + "layers:\n  - relu: null\n    repeat: 20000\n"
     with pytest.raises(SpecError, match="repeat count: 20,000 copies is over the limit of 10,000"):
         archc.load(text)
-    with limits.raised(repeat=20000):
+    with limits.raised(repeat=20000, layers=20000):
         assert len(archc.load(text).nodes) == 20000
     monkeypatch.setenv("ARCHC_LIMITS", "repeat=20000,layers=30000")
     assert len(archc.load(text).nodes) == 20000

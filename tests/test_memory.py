@@ -46,6 +46,9 @@ def measured_saved_bytes(net) -> int:
     with torch.device("meta"):
         m = net.to_module()
     m = m.to_empty(device="cpu").train()
+    for b in m.buffers():       # integer buffers index things (Swin's relative_position_index): in range
+        if not b.is_floating_point():
+            b.zero_()
     state = {t.untyped_storage().data_ptr() for t in [*m.parameters(), *m.buffers()]}
     seen: dict[int, int] = {}
 
@@ -116,13 +119,25 @@ OPS = {
     "se_silu_hardsigmoid": [{"conv": {"out": 8, "k": 3}},
                             {"se": {"squeeze": 2, "act": "silu", "gate": "hardsigmoid"}}],
     "prelu_softmax": [CONV, {"prelu": {"channels": True}}, "softmax"],
+    # ViT's pieces: patches to tokens, class token, position embedding, attention (fused kernel,
+    # and the math path its dropout takes), the class token out
+    "tokens": [CONV, {"flatten": 1}, {"permute": [1, 0]}, {"class_token": None}, {"pos_embedding": None},
+               {"layernorm": 1}, {"self_attention": 2}, {"select": 0}, {"linear": {"out": 3}}],
+    "attention_dropout": [{"linear": {"out": 8, "over": "last"}}, {"self_attention": {"heads": 2, "dropout": 0.2}},
+                          {"linear": {"out": 4, "over": "last"}}],
+    # Swin's: shifted windows over a map padded to whole windows, patch merging of an odd size
+    "windows": [CONV, {"permute": [1, 2, 0]}, {"layernorm": 1}, {"window_attention": {"heads": 2, "window": 4, "shift": 2}},
+                "patch_merging", {"linear": {"out": 3, "over": "last"}}],
+    "windows_dropout": [CONV, {"permute": [1, 2, 0]}, {"layernorm": 1},
+                        {"window_attention": {"heads": 2, "window": 3, "attention_dropout": 0.1, "dropout": 0.2}},
+                        {"linear": {"out": 3, "over": "last"}}],
 }
 for _act in ("relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "swish", "hardswish", "hardsigmoid",
              "sigmoid", "tanh", "mish"):
     OPS[_act] = [CONV, _act, {"conv": {"out": 4, "k": 1}}]
     if _act not in ("gelu", "sigmoid", "tanh"):   # in place: some keep the result, some a copy of the input
         OPS[f"{_act}_inplace"] = [CONV, "bn", {_act: {"inplace": True}}, {"conv": {"out": 4, "k": 1}}]
-INPUTS = {"conv_1d": (3, 8), "conv_3d": (3, 6, 6, 6)}
+INPUTS = {"conv_1d": (3, 8), "conv_3d": (3, 6, 6, 6), "attention_dropout": (7, 6)}
 MERGES = [{"conv": {"out": 4, "k": 3, "pad": 1}, "id": "a"}, {"conv": {"out": 4, "k": 1}, "from": "input", "id": "b"},
           {"add": None, "from": ["a", "b"], "id": "s"}, {"mul": None, "from": ["a", "b"], "id": "p"},
           {"concat": None, "from": ["s", "p", "a"]}, "relu", {"conv": {"out": 2, "k": 1}}]

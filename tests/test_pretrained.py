@@ -275,7 +275,8 @@ DROPPED_PARAMS = {"fcn_resnet50": FCN_AUX, "fcn_resnet101": FCN_AUX,        # De
 
 def test_every_torchvision_row_fits_its_entries():
     """Each published parameter count is that of the entry (or of its sibling with the auxiliary
-    heads the file holds), and each file name carries its checksum prefix."""
+    heads the file holds) at the size the weights were evaluated at (ViT's SWAG weights: 384 and
+    more, one position-embedding row per patch), and each file name carries its checksum prefix."""
     table = pretrained.table()
     assert len(table) >= 40
     for name, row in table.items():
@@ -284,7 +285,9 @@ def test_every_torchvision_row_fits_its_entries():
             continue
         siblings = {archc.load(n).params for n, r in table.items() if r["builder"] == row["builder"]}
         for tag, w in row["weights"].items():
-            assert w["params"] - DROPPED_PARAMS.get(name, 0) in siblings, (name, tag, net.params)
+            size = w.get("crop_size")
+            at_size = {archc.load(name, input=[3, size, size]).params} if size and len(net.input) == 3 else set()
+            assert w["params"] - DROPPED_PARAMS.get(name, 0) in siblings | at_size, (name, tag, net.params)
             assert w["url"].rsplit("/", 1)[-1].split("-")[-1].startswith(w["sha256"] + "."), (name, tag)
 
 
@@ -328,3 +331,16 @@ def test_a_bare_weights_name_is_pointed_to_its_library(monkeypatch, tmp_path):
     assert "write --weights torchvision:IMAGENET1K_V1" in r.stderr
     r = run("build", "resnet18", "--weights", "nope.pth", code=2)
     assert "no such weights file: nope.pth" in r.stderr
+
+
+def test_weights_for_another_size_are_refused_before_downloading(monkeypatch, tmp_path):
+    """ViT-H/14's default weights were trained at 518x518: building it at 224 with them is
+    refused with the size to use, before a 2.4 GB download; a new head is pointed to --no-strict."""
+    run = cli_in(monkeypatch, tmp_path)
+    monkeypatch.setenv(pretrained.MIRROR_ENV, "http://127.0.0.1:9")     # nothing is fetched
+    r = run("build", "vit_h_14", "--weights", "torchvision", "-o", "v.py", code=2)
+    assert "IMAGENET1K_SWAG_E2E_V1 weights of vit_h_14 hold 633,470,440 parameters, this network 632,045,800" \
+        in r.stderr and "build at that size (--input 3x518x518)" in r.stderr
+    assert "downloading" not in r.stderr
+    r = run("build", "vit_b_16", "--set", "num_classes=5", "--weights", "torchvision", "-o", "v.py", code=2)
+    assert "load what fits with --no-strict" in r.stderr and "downloading" not in r.stderr

@@ -126,8 +126,9 @@ class Writer(ModuleWriter, ParallelWriter):
                 src, x = ins[0][1], assume(ins[0][0], cond)
                 mod = self.module(item, x, env, sc.prefix + attr, direct=True)
                 if mod.applies is not None and cond is not TRUE:
-                    raise emit_error(item.at, f"'{item.kind}' under 'when:': a parameter cannot be left "
-                                              f"out by a condition in the generated class; make it a block")
+                    raise emit_error(item.at, f"'{item.kind}' under 'when:': a layer forward calls by its "
+                                              f"own rule cannot be left out by a condition in the generated "
+                                              f"class; make it a block")
                 mod.out = own_channels(mod.out, attr)
                 self.assign(attr, mod, cond)
                 self.module_step(out_var, attr, mod, src, cond, t, "id" not in item.wiring)

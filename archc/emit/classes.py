@@ -54,7 +54,7 @@ class ClassInfo:
     name: str
     block: str
     text: str
-    takes_c_in: bool
+    takes: tuple[str, ...]              # the input dims its constructor takes (c_in, or the block's `input:`)
     vars: list[str]
     parts: Any = None
     out_channels: str | None = None     # its output channels, in its own __init__'s terms
@@ -149,12 +149,29 @@ def render_class(name_: str, parts: Parts) -> str:
     body = list(parts.pre)
     body += [INDENT * 2 + ln if ln else ln for ln in parts.super_call.split("\n")]
     body += parts.init + parts.init_tail
-    out += body
+    out += without_dead_stores(body)
     for m in parts.extra_methods:         # right after __init__, which calls them
         out += [""] + [INDENT + ln if ln else ln for ln in m.strip("\n").split("\n")]
     if parts.forward:
         out += ["", f"{INDENT}def forward(self, x):"] + parts.forward
     return "\n".join(out)
+
+
+def without_dead_stores(body: list[str]) -> list[str]:
+    """__init__'s lines less the arithmetic assigned to a local nothing reads (a running size
+    kept for later layers that, in this class, none needed: Swin's map height)."""
+    pad = INDENT * 2
+    try:
+        tree = ast.parse("\n".join(ln[len(pad):] if ln.startswith(pad) else ln.strip() for ln in body))
+    except SyntaxError:
+        return body
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    dead = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+                and stmt.targets[0].id not in read and not any(isinstance(n, ast.Call) for n in ast.walk(stmt.value)):
+            dead.update(range(stmt.lineno - 1, stmt.end_lineno))
+    return [ln for j, ln in enumerate(body) if j not in dead]
 
 
 def forward_lines(st: ClassState, ret: list[str]) -> list[str]:
@@ -214,16 +231,20 @@ class BlockClasses:
         bdef, bat = self.blocks.defs[block]
         names = {v: Named(val, name(v)) for v, val in self.vars.items()}
         names.update({p: Named(val, name(p)) for p, val in params.items()})
-        names["c_in"] = Named(in_shape[0], name("c_in"))
-        for k, v in shape_facts(in_shape).items():
-            if k != "c_in":
-                names[k] = Named(v, None, True, name(k))
+        dims = tuple(bdef.input or ("c_in",))       # the input dims its constructor may take
+        if bdef.input:
+            names.update({k: Named(v, name(k)) for k, v in zip(bdef.input, in_shape)})
+        else:
+            names["c_in"] = Named(in_shape[0], name("c_in"))
+            for k, v in shape_facts(in_shape).items():
+                if k != "c_in":
+                    names[k] = Named(v, None, True, name(k))
         env = Env(names)
         st = ClassState(env, root=False)
         w = Writer(self, st)
         lets = Code()
         for k, expr in bdef.let.items():
-            if k in params or k in ("c_in", "h_in", "w_in", "l_in"):
+            if k in params or k in ("c_in", "h_in", "w_in", "l_in", *dims):
                 raise (bat / "let" / k).error(f"'let' name '{k}' shadows a param or shape fact", key=True)
             s = sym(expr, env, bat / "let" / k)
             if getattr(s, "node", None) is None:
@@ -231,7 +252,8 @@ class BlockClasses:
             lets.assign(k, s.node)
             env.set(k, Named(plain(s), name(k)))
             st.lets[k] = s.node
-        x = T("x", (make(in_shape[0], name("c_in")), *w.spatial(in_shape[1:])))
+        x = T("x", tuple(make(v, name(k)) for k, v in zip(bdef.input, in_shape)) if bdef.input else
+              (make(in_shape[0], name("c_in")), *w.spatial(in_shape[1:])))
         kind = bdef.body_kind
         parts = Parts("nn.Module", bdef.doc or f"Block '{block}' of {self.net.name}.")
         if kind == "seq":
@@ -273,15 +295,15 @@ class BlockClasses:
         cls = self.class_name(block)
         parts.params = params_decl
         used = init_names(render_class(cls, parts))
-        takes_c_in = "c_in" in used
-        var_list = [v for v in self.vars if v in used and v not in params]
-        parts.params = ([("c_in", REQUIRED)] if takes_c_in else []) + params_decl
+        takes = tuple(k for k in dims if k in used)
+        var_list = [v for v in self.vars if v in used and v not in params and v not in takes]
+        parts.params = [(k, REQUIRED) for k in takes] + params_decl
         parts.kwonly = [(v, REQUIRED) for v in var_list]
         own = out[0].node
-        info = ClassInfo(cls, block, render_class(cls, parts), takes_c_in, var_list, parts,
+        info = ClassInfo(cls, block, render_class(cls, parts), takes, var_list, parts,
                          text(own) if own is not None and own is out[0].node and not names_in(own) & set(PLACEHOLDERS)
                          else None)
-        allowed = {"c_in", *params, *var_list, *PLACEHOLDERS}
+        allowed = {*dims, *params, *var_list, *PLACEHOLDERS}
 
         def outward(node):
             node = expand_lets(node, st.lets) if node is not None else None
@@ -289,7 +311,8 @@ class BlockClasses:
         spatial = tuple(outward(d.node) for d in out[1:])
         channels = closed_of(out[0])
         face = Face(tuple(map(plain, out)), outward(channels), outward(changes), spatial)
-        self.verify(face, {**env.concrete(), **dict(zip(PLACEHOLDERS, map(plain, in_shape[1:])))}, bat)
+        sizes = dict(zip(bdef.input, in_shape)) if bdef.input else dict(zip(PLACEHOLDERS, map(plain, in_shape[1:])))
+        self.verify(face, {**env.concrete(), **sizes}, bat)
         return info, face
 
     def verify(self, face: Face, values: dict, at) -> None:

@@ -28,7 +28,7 @@ class Mod:
     render: Callable[[int, int], str] | None = None
     entries: list["Entry"] | None = None
     functional: str | None = None       # a forward expression over `{x}` (runtime arguments)
-    applies: str | None = None          # a parameter, not a module: forward over `{p}` and `{x}`
+    applies: str | None = None          # forward over `{p}` (the attribute) and `{x}` when not `p(x)`
     tail: list[str] = field(default_factory=list)   # a seq block's forward after its children
 
 

@@ -106,7 +106,9 @@ class LoopWriter:
         closed = self.closed_form(closed_of(t.shape[0]), update, running, index, n)
         changes = self.loop_changes(changes, index, n)
         last = outs[-1].shape
-        dims = t.shape[1:] if changes is FALSE else tuple(make(plain(d), None, True) for d in last[1:])
+        keeps = all(a.node is not None and b.node is not None and same(a.node, b.node)
+                    for a, b in zip(last[1:], t.shape[1:]))      # a block whose `input:` names its dims
+        dims = t.shape[1:] if changes is FALSE or keeps else tuple(make(plain(d), None, True) for d in last[1:])
         channels = make(plain(last[0]), name(running) if running is not None else closed)
         channels.closed = closed       # for callers of this class: the running variable is its own
         shape = (channels, *dims)

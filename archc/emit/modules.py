@@ -11,7 +11,7 @@ from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_o
                                 functional_entry, involved, replace_name, shaped, supports)
 from archc.emit.loops import LoopWriter
 from archc.emit.scope import ClassState, T, assume, closed_of, emit_error, merge_shape
-from archc.emit.sym import PLACEHOLDERS, Sym, is_const, make, name, names_in, node_of, plain, size, substitute, text
+from archc.emit.sym import PLACEHOLDERS, SIZES, Sym, is_const, make, name, names_in, node_of, plain, size, substitute, text
 from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.ir.inplace import layer_key
@@ -45,6 +45,10 @@ class ModuleWriter(LoopWriter):
             except ShapeError as e:     # not even at a large size: the layer cannot be written
                 raise emit_error(item.at, str(e)) from None
         ctor = self.op_ctor(item, op, a, t, out)
+        if ctor is None and type(op).expr is not ops.Op.expr:     # forward's own expression: `x[:, 0]`
+            mod = Mod(out, self.op_changes(op, a, t, out), None)
+            mod.functional = op.expr(self.forward_args(op, a), ["{x}"])
+            return mod
         if ctor is None:
             raise emit_error(item.at, f"op '{item.kind}' has no module")
         for s in supports(ctor):
@@ -52,8 +56,7 @@ class ModuleWriter(LoopWriter):
         for one in ctor.cases if isinstance(ctor, Choice) else [ctor]:
             record_module(self.em, one[1] if isinstance(one, tuple) else one, op.tensors(a, [t.shape], out))
         mod = Mod(out, self.op_changes(op, a, t, out), lambda d, f: ctor_text(ctor, d, f))
-        if op.holds_parameter:
-            mod.applies = op.applied(a, "{p}", "{x}")
+        mod.applies = op.applied(a, "{p}", "{x}")
         try:
             ctor_text(ctor, 0)
         except NeedsRuntime:
@@ -61,8 +64,7 @@ class ModuleWriter(LoopWriter):
                 where = "a block's" if not self.st.root else "the network's"
                 raise emit_error(item.at, f"'{item.kind}' needs {where} input size to be built, which the "
                                           f"generated class only learns in forward") from None
-            fwd = op.Args.model_construct(**{k: self.forward_value(getattr(a, k)) for k in type(a).model_fields})
-            mod.functional = op.expr(fwd, ["{x}"])
+            mod.functional = op.expr(self.forward_args(op, a), ["{x}"])
             mod.render = None
         return mod
 
@@ -97,6 +99,9 @@ class ModuleWriter(LoopWriter):
             concrete = concrete.model_copy(update={"inplace": True})
         return op.Args.model_construct(**{k: attach(getattr(concrete, k), raw.get(k))
                                           for k in type(concrete).model_fields})
+
+    def forward_args(self, op, a):
+        return op.Args.model_construct(**{k: self.forward_value(getattr(a, k)) for k in type(a).model_fields})
 
     def forward_value(self, v):
         """An arg as forward computes it: input sizes from the input, the rest from attributes."""
@@ -142,17 +147,21 @@ class ModuleWriter(LoopWriter):
             given = {blocks.short_param(item.kind): given}
         concrete = blocks.params(item.kind, Item(item.kind, plain(given), item.at, item.args_at), {})
         info, face = self.em.block_class(item.kind, concrete, tuple(map(plain, t.shape)), item.at)
-        mapping = {"c_in": t.shape[0].node}
+        if bdef.input:
+            mapping = {k: d.node for k, d in zip(bdef.input, t.shape)}
+        else:
+            mapping = {"c_in": t.shape[0].node}
+            for j, d in enumerate(t.shape[1:]):
+                mapping[PLACEHOLDERS[j]] = d.node
         for p in bdef.params:
             mapping[p] = node_of(given[p]) if p in given else ast.Constant(concrete[p])
         for v in info.vars:
             mapping[v] = env.names[v].node
-        for j, d in enumerate(t.shape[1:]):
-            mapping[PLACEHOLDERS[j]] = d.node
-        passed = ["c_in"] * info.takes_c_in + [p for p in bdef.params if p in given] + list(info.vars)
-        if any(mapping[k] is None for k in passed):
-            raise emit_error(item.at, f"block '{item.kind}' is called with a value known only at run time")
-        args = [text(mapping["c_in"])] if info.takes_c_in else []
+        passed = [*info.takes, *(p for p in bdef.params if p in given), *info.vars]
+        if any(mapping[k] is None or names_in(mapping[k]) & SIZES for k in passed):
+            raise emit_error(item.at, f"block '{item.kind}' is called with a value known only at run time "
+                                      f"(a size of this block's input other than c_in: name its dims with 'input:')")
+        args = [text(mapping[k]) for k in info.takes]
         args += [f"{p}={text(mapping[p])}" for p in bdef.params if p in given]
         args += [f"{v}={text(mapping[v])}" for v in info.vars]
         closed = substitute(face.out_node, mapping) if face.out_node is not None else None
@@ -165,7 +174,7 @@ class ModuleWriter(LoopWriter):
             channels = make(face.out[0], ast.Attribute(name(CHILD), "out_channels", ast.Load()))
             if closed is not None:
                 channels.closed = closed
-        if self.st.root:        # the network's sizes are known: the child's, for this input
+        if self.st.root and not bdef.input:     # the network's sizes are known: the child's, for this input
             dims = None
         else:
             dims = [substitute(n, mapping) if n is not None and all(mapping.get(k) is not None for k in names_in(n)
@@ -197,8 +206,8 @@ class ModuleWriter(LoopWriter):
         op = ops.get(item.kind)
         if op is None:          # in a layer the built network leaves out: first met here
             raise unknown_kind(item, self.em.blocks)
-        if op.holds_parameter and not direct:
-            raise parameter_placement(item)
+        if op.direct_only and not direct:
+            raise parameter_placement(item, op)
         return self.op_module(item, op, t, env)
 
     # -- nn.Sequential -----------------------------------------------------------------------------
@@ -219,10 +228,10 @@ class ModuleWriter(LoopWriter):
     def sequential_mod(self, entries: list[Entry], out: T, changes) -> Mod:
         bad = functional_entry(entries)
         if bad is not None:
-            raise emit_error(bad.at, "this layer needs its input's size, which only forward knows, so an "
-                                     "nn.Sequential cannot hold it: in a block's 'seq:' it can come last (the "
-                                     "block's forward runs it, as torchvision's ASPPPooling does), or use a "
-                                     "block with 'layers:'")
+            raise emit_error(bad.at, "this layer is an expression in forward (it has no module, or needs its "
+                                     "input's size, which only forward knows), so an nn.Sequential cannot hold "
+                                     "it: in a block's 'seq:' it can come last (the block's forward runs it, as "
+                                     "torchvision's ASPPPooling does), or use a block with 'layers:'")
         static = all(e.kind == "mod" and e.mod.render is not None for e in entries)
         if static:
             kids = [(None if e.child is None else e.child.value, e.mod) for e in entries]

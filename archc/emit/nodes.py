@@ -112,10 +112,23 @@ def simplify(node: ast.expr) -> ast.expr:
             if total == 0:
                 return l.left
             return ast.BinOp(l.left, ast.Add() if total > 0 else ast.Sub(), ast.Constant(abs(total)))
-        # (x * 2) * 4 -> x * 8: constant factors gathered (ints only: exact)
+        # x - (y - 1) -> x - y + 1: a constant out of a subtracted sum (a conv's size arithmetic)
+        if isinstance(op, ast.Sub) and isinstance(r, ast.BinOp) and isinstance(r.op, (ast.Add, ast.Sub)) \
+                and _int_const(r.right) and r.right.value != 0:
+            c = r.right.value if isinstance(r.op, ast.Sub) else -r.right.value
+            return simplify(ast.BinOp(ast.BinOp(l, ast.Sub(), r.left), ast.Add() if c > 0 else ast.Sub(),
+                                      ast.Constant(abs(c))))
+        # (x - y) // y + 1 -> x // y: floor(a - 1) + 1 = floor(a) (a patch-sized stride's output)
+        if isinstance(op, ast.Add) and _num(r, 1) and isinstance(l, ast.BinOp) and isinstance(l.op, ast.FloorDiv) \
+                and isinstance(l.left, ast.BinOp) and isinstance(l.left.op, ast.Sub) and same(l.left.right, l.right):
+            return ast.BinOp(l.left.left, ast.FloorDiv(), l.right)
+        # (x * 2) * 4 -> x * 8, 2 * (2 * x) -> 4 * x: constant factors gathered (ints only: exact)
         if isinstance(op, ast.Mult) and isinstance(l, ast.BinOp) and isinstance(l.op, ast.Mult) \
                 and _int_const(l.right) and _int_const(r):
             return ast.BinOp(l.left, ast.Mult(), ast.Constant(l.right.value * r.value))
+        if isinstance(op, ast.Mult) and isinstance(r, ast.BinOp) and isinstance(r.op, ast.Mult) \
+                and _int_const(r.left) and _int_const(l):
+            return ast.BinOp(ast.Constant(l.value * r.left.value), ast.Mult(), r.right)
     if isinstance(node, ast.IfExp) and is_const(node.test):
         return node.body if node.test.value else node.orelse
     if isinstance(node, ast.IfExp) and same(node.body, node.orelse):

@@ -51,6 +51,8 @@ class Published:
     drop: tuple[str, ...] = ()   # key prefixes the library drops from the file for this entry
     rename: tuple[tuple[str, str], ...] = ()
     note: str = ""
+    params: int | None = None    # what the file holds, as the library publishes it
+    crop_size: int | None = None  # the size it was evaluated at
 
     @property
     def path(self) -> Path:
@@ -82,7 +84,7 @@ def resolve(net, name: str) -> Published:
     w = row["weights"][tag]
     return Published(entry.name, library, tag, w["url"], w.get("file") or w["url"].rsplit("/", 1)[-1],
                      w["sha256"], tuple(row.get("drop", ())), tuple(map(tuple, row.get("rename", ()))),
-                     row.get("note", ""))
+                     row.get("note", ""), w.get("params"), w.get("crop_size"))
 
 
 def sha256_of(path: Path) -> str:
@@ -168,6 +170,19 @@ def adapt(state: dict, pub: Published) -> dict:
     return out
 
 
+def refuse_mismatch(net, pub: Published) -> None:
+    """Before a download: published weights whose size says they cannot load strictly (ViT's
+    SWAG weights, trained at 384x384 and more: one position-embedding row per patch)."""
+    if pub.params is None or pub.params == net.params:
+        return
+    size = net.input[-1] if len(net.input) == 3 else None
+    why = (f"they were trained at {pub.crop_size}x{pub.crop_size}: build at that size "
+           f"(--input 3x{pub.crop_size}x{pub.crop_size})" if pub.crop_size and size and pub.crop_size != size
+           else "load what fits with --no-strict (a new head keeps its initialisation)")
+    raise SpecError(f"{pub.label} weights of {pub.entry} hold {pub.params:,} parameters, this network "
+                    f"{net.params:,}: they cannot load strictly; {why}")
+
+
 def hint_tag(net, weights) -> None:
     """`--weights IMAGENET1K_V1`, no such file: say how to name the published weights."""
     if not isinstance(weights, str) or Path(weights).exists():
@@ -186,6 +201,8 @@ def load_named_or_file(model, net, weights, strict: bool = True, ignore_unexpect
         hint_tag(net, weights)
         return load_state(model, read_weights(weights), weights, strict=strict, ignore_unexpected=ignore_unexpected)
     pub = resolve(net, weights)
+    if strict:
+        refuse_mismatch(net, pub)
     path = fetch(pub, say)
     if pub.note:
         say(f"note: {pub.label} weights of {pub.entry}: {pub.note}")

@@ -71,6 +71,8 @@ class Op:
     short: ClassVar[str | None] = None     # the arg a scalar/list short form fills (`linear: 120`)
     arity: ClassVar[int | None] = 1        # inputs taken; None = two or more (merges)
     holds_parameter: ClassVar[bool] = False   # its tensor is the enclosing class's own ("" key)
+    called_apart: ClassVar[bool] = False      # forward calls its module other than `m(x)` (applied)
+    start_arg: ClassVar[str] = ""             # the arg a class parameter starts from (not `init:`)
     doc: ClassVar[str] = ""
 
     # -- analysis -----------------------------------------------------------------------
@@ -107,8 +109,19 @@ class Op:
         """The nn.Module to construct; every single-input op has one (so it fits nn.Sequential)."""
         return None
 
+    def applied(self, a: OpArgs, param: str, x: str) -> str | None:
+        """The forward expression over the layer's parameter or module `param`, where it is not
+        `param(x)` (a layer scale's `param * x`, attention's `param(x, x, x, ...)[0]`)."""
+        return None
+
+    @property
+    def direct_only(self) -> bool:
+        """Forward must reach this layer by name (an nn.Sequential only calls `m(x)`)."""
+        return self.holds_parameter or self.called_apart
+
     def expr(self, a: OpArgs, inputs: list[str]) -> str:
-        """Forward expression for ops without a module (merges), over input variable names."""
+        """Forward expression for ops without a module (merges, and single-input ops whose
+        `module` is None: `x[:, 0]`), over input variable names."""
         raise NotImplementedError(self.name)
 
     def expr_over(self, a: OpArgs, items: str, n: int) -> str:

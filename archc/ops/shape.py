@@ -11,15 +11,25 @@ from archc.ops.base import Ctor, Op, OpArgs, register, spatial_rank
 from archc.ops.base import Saved
 
 
+class FlattenArgs(OpArgs):
+    start: int = Field(default=0, ge=0)     # the first per-sample dim flattened
+
+
 @register("flatten")
 class Flatten(Op):
-    doc = "Flatten every per-sample dimension into one: [C, H, W] -> [C*H*W]."
+    Args = FlattenArgs
+    short = "start"
+    doc = ("Flatten the per-sample dims into one: [C, H, W] -> [C*H*W]; from `start` on: "
+           "`flatten: {start: 1}` makes [D, H, W] into [D, H*W] (ViT's patches).")
 
-    def infer(self, a, ins):
-        return (prod(ins[0]),)
+    def infer(self, a: FlattenArgs, ins):
+        x = ins[0]
+        if a.start >= max(len(x), 1):
+            raise ShapeError(f"flatten from dim {a.start} needs an input with more dims, got {list(x)}")
+        return (*x[:a.start], prod(x[a.start:]))
 
-    def module(self, a, ins, out):
-        return Ctor("nn.Flatten")
+    def module(self, a: FlattenArgs, ins, out):
+        return Ctor("nn.Flatten", [("start_dim", a.start + 1)], defaults={"start_dim": 1})
 
     def saved_for_backward(self, a, ins, out):
         return []
@@ -73,6 +83,38 @@ class Reshape(nn.Module):
     def forward(self, x):
         return x.reshape(x.shape[0], *self.shape)
 '''
+
+
+class SelectArgs(OpArgs):
+    index: int = 0
+    dim: int = Field(default=0, ge=0)
+
+
+@register("select")
+class Select(Op):
+    """One position along a per-sample dim, the dim dropped: `x[:, 0]`, ViT's class token out of
+    its tokens. Forward's own expression, as torchvision writes it: no module, so not in a seq."""
+    Args = SelectArgs
+    short = "index"
+    doc = "Take one position along a per-sample dim (`select: 0` on tokens [N, D] is x[:, 0], [D])."
+
+    def infer(self, a: SelectArgs, ins):
+        x = ins[0]
+        if a.dim >= len(x) or not -x[a.dim] <= a.index < x[a.dim]:
+            raise ShapeError(f"select of position {a.index} along dim {a.dim} is outside an input {list(x)}")
+        return (*x[:a.dim], *x[a.dim + 1:])
+
+    def expr(self, a: SelectArgs, inputs):
+        return f"{inputs[0]}[{':, ' * (a.dim + 1)}{a.index}]"
+
+    def reach(self, a, ins, out):
+        return None
+
+    def saved_for_backward(self, a, ins, out):
+        return []
+
+    def shares_input(self, a):
+        return True     # a view of its input
 
 
 @register("identity")

@@ -62,7 +62,27 @@ def checked_name(name: str, at: At, bdef: BlockDef | None = None) -> At:
                 raise (at / group / key).error(
                     f"block '{name}': {group} name {key!r} must be a Python identifier other than a "
                     f"keyword or 'self' (it is a name in the generated code)", key=True)
+    for j, key in enumerate(bdef.input or () if bdef is not None else ()):
+        if not key.isidentifier() or keyword.iskeyword(key) or key == "self" or key in bdef.params \
+                or key in bdef.input[:j]:
+            raise (at / "input" / j).error(
+                f"block '{name}': an input dim's name must be a Python identifier, not a keyword, 'self', "
+                f"a param or another dim's name (it is an argument in the generated code), got {key!r}")
+    if bdef is not None and bdef.input == []:
+        raise (at / "input").error(f"block '{name}': 'input' names each dim of the block's input, got none")
     return at
+
+
+def input_facts(name: str, bdef: BlockDef, shape: tuple, at: At) -> dict[str, int]:
+    """The names a block's expressions see for its input: the ones its `input:` gives each dim
+    (a transformer's `[seq_length, hidden_dim]`), or c_in and h_in/w_in/l_in."""
+    from archc.spec.expand import shape_facts
+    if bdef.input is None:
+        return shape_facts(shape)
+    if len(bdef.input) != len(shape):
+        raise at.error(f"block '{name}' names {len(bdef.input)} input dims ({', '.join(bdef.input)}); "
+                       f"its input here is {list(shape)}")
+    return dict(zip(bdef.input, shape))
 
 
 class BlockTable:
@@ -145,13 +165,14 @@ class BlockTable:
 
     def instantiate(self, exp: "Expander", item: Item, attr: str, path: str, value: "Value",
                     env: dict) -> tuple[Module, "Value"]:
-        from archc.spec.expand import Value, shape_facts
+        from archc.spec.expand import Value
         name = item.kind
         if name in exp.stack:
             raise item.at.error(f"block cycle: {' -> '.join(exp.stack + [name])}")
         bdef, bat = self.defs[name]
         params = self.params(name, item, env)
-        benv = {**exp.env, **{k: v for k, v in env.items() if k == "i"}, **params, **shape_facts(value.shape)}
+        facts = input_facts(name, bdef, value.shape, item.at)
+        benv = {**exp.env, **{k: v for k, v in env.items() if k == "i"}, **params, **facts}
         for k, expr in bdef.let.items():     # in order: a `let` may use the ones before it
             if k in benv and k not in exp.env:
                 raise (bat / "let" / k).error(f"'let' name '{k}' shadows a param or shape fact", key=True)

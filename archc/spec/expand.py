@@ -194,8 +194,8 @@ class Expander(Structures):
         if op.arity is None:
             raise item.at.error(f"'{item.kind}' merges several inputs: it needs 'from: [a, b]' in a block "
                                 f"or at the top level, not inside a seq")
-        if op.holds_parameter and not direct:
-            raise parameter_placement(item)
+        if op.direct_only and not direct:
+            raise parameter_placement(item, op)
         node = self.op_node(item, path, [value], env)
         return Module(attr, "op", node=node, loc=node.at), Value("x", node.index, node.out)
 
@@ -253,7 +253,7 @@ def layer_init(item: Item, node: Node, env: dict) -> dict:
     """A layer's own `init: {weight: ..., bias: ...}`, over the tensors its op owns."""
     at = item.wiring_at["init"]
     if "" in node.tensors:
-        raise at.error(f"'{item.kind}' starts from its 'value:', not from 'init:'", key=True)
+        raise at.error(f"'{item.kind}' starts from its '{node.op.start_arg}:', not from 'init:'", key=True)
     raw = resolve_tree(item.wiring["init"], env, at)
     if not isinstance(raw, dict):
         raise at.error(f"'init' of a layer maps its tensors to schemes ({{weight: kaiming_normal}}), got {raw!r}")

@@ -179,8 +179,11 @@ def unknown_kind(item: Item, blocks) -> SpecError:
     return item.args_at.error(f"unknown {what} '{item.kind}'{hint}", key=True)
 
 
-def parameter_placement(item: Item) -> SpecError:
-    """An op whose tensor belongs to its class, met where only modules can go."""
-    return item.at.error(f"'{item.kind}' is a parameter of the class it sits in, not a module: write it "
-                         f"unrepeated in a block's layers (or a residual body) or at the top level, "
-                         f"not in a seq, a repeat, a parallel branch or a shortcut", key=True)
+def parameter_placement(item: Item, op) -> SpecError:
+    """An op that forward must reach by name (a parameter of its class, or a module called with
+    more than its input), met where only modules that take `m(x)` can go."""
+    what = "a parameter of the class it sits in, not a module" if op.holds_parameter else \
+        "a module forward calls with more than its input, which an nn.Sequential cannot do"
+    return item.at.error(f"'{item.kind}' is {what}: write it unrepeated in a block's layers (or a residual "
+                         f"body) or at the top level, not in a seq, a repeat, a parallel branch or a shortcut",
+                         key=True)

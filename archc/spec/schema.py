@@ -51,6 +51,7 @@ class BlockDef(Strict):
     doc: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     let: dict[str, Any] = Field(default_factory=dict)   # values derived from params and c_in
+    input: list[str] | None = None                      # names of the input's dims, known to __init__
     init: Any = None                                    # rules for the block's own layers
     layers: list[Any] | None = None
     seq: list[Any] | None = None
