@@ -15,6 +15,7 @@ SAMPLE = {   # entry: a small input it accepts (the heavier Inception/DenseNet f
     "resnet18": (3, 64, 64), "mobilenet_v3_small": (3, 64, 64), "efficientnet_b0": (3, 64, 64),
     "googlenet": (3, 64, 64), "shufflenet_v2_x0_5": (3, 64, 64), "squeezenet1_1": (3, 64, 64),
     "legacy_xception": (3, 71, 71), "r2plus1d_18": (3, 4, 32, 32), "lenet5": None,
+    "vit_b_32": (3, 64, 64), "swin_v2_t": (3, 64, 64),
 }
 
 

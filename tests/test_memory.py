@@ -128,6 +128,8 @@ OPS = {
     # Swin's: shifted windows over a map padded to whole windows, patch merging of an odd size
     "windows": [CONV, {"permute": [1, 2, 0]}, {"layernorm": 1}, {"window_attention": {"heads": 2, "window": 4, "shift": 2}},
                 "patch_merging", {"linear": {"out": 3, "over": "last"}}],
+    "windows_v2": [CONV, {"permute": [1, 2, 0]}, {"window_attention": {"heads": 2, "window": 4, "shift": 2, "version": 2}},
+                   {"layernorm": 1}, {"patch_merging": {"version": 2}}, {"linear": {"out": 3, "over": "last"}}],
     "windows_dropout": [CONV, {"permute": [1, 2, 0]}, {"layernorm": 1},
                         {"window_attention": {"heads": 2, "window": 3, "attention_dropout": 0.1, "dropout": 0.2}},
                         {"linear": {"out": 3, "over": "last"}}],

@@ -172,6 +172,11 @@ CASES = [
                "window_attention1.qkv.weight", "window_attention1.qkv.bias", "window_attention1.proj.weight",
                "window_attention1.proj.bias"]),
     case("window_attention-shift-pad", (5, 7, 8), {"window_attention": {"heads": 4, "window": 4, "shift": 2}}),
+    case("window_attention-v2-shift", (8, 8, 8), {"window_attention": {"heads": 2, "window": 4, "shift": 2, "version": 2}},
+         keys=[f"window_attention1.{k}" for k in (
+             "logit_scale", "relative_coords_table", "relative_position_index", "qkv.weight", "qkv.bias",
+             "proj.weight", "proj.bias", "cpb_mlp.0.weight", "cpb_mlp.0.bias", "cpb_mlp.2.weight")]),
+    case("patch_merging-v2", (5, 7, 4), {"patch_merging": {"version": 2}}),
     case("patch_merging", (5, 7, 4), "patch_merging",
          keys=["patch_merging1.reduction.weight", "patch_merging1.norm.weight", "patch_merging1.norm.bias"]),
     # -- pad / upsample / shuffle / split

@@ -105,6 +105,9 @@ def test_starts_like_its_reference(model):
 KNOWN_ORDER = {
     # timm registers each stage's `downsample` before `norm1`, and runs it on norm1's output
     "resnetv2_50": re.compile(r"stages\.\d\.blocks\.0\.(norm1|downsample)\..*"),
+    # torchvision's SwinTransformerBlockV2 registers norm1/norm2 (as V1 does) and runs them after
+    # the attention and the MLP (post-norm)
+    **{name: re.compile(r"features\.\d\.\d+\.norm[12]\..*") for name in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
 }
 
 

@@ -122,25 +122,24 @@ class PatchMerging(nn.Module):
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
         self.norm = nn.LayerNorm(4 * dim)
 
-    def forward(self, x):
+    @staticmethod
+    def neighbours(x):
         h, w = x.shape[1:3]
         x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
-        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
-        return self.reduction(self.norm(x))
+        return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+
+    def forward(self, x):
+        return self.reduction(self.norm(self.neighbours(x)))
 '''
 
 PATCH_MERGING_V2 = '''
-class PatchMergingV2(nn.Module):
-    """Swin V2's patch merging: the four neighbours side by side, projected to 2C, then normalised."""
+class PatchMergingV2(PatchMerging):
+    """Swin V2's patch merging: the four neighbours projected to 2C first, then normalised."""
 
     def __init__(self, dim):
-        super().__init__()
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        super().__init__(dim)
         self.norm = nn.LayerNorm(2 * dim)
 
     def forward(self, x):
-        h, w = x.shape[1:3]
-        x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
-        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
-        return self.norm(self.reduction(x))
+        return self.norm(self.reduction(self.neighbours(x)))
 '''
