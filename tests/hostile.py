@@ -139,7 +139,7 @@ CASES = [
     Case("repeat_of_repeats", {"s.yaml": HEAD + "blocks:\n  a: {layers: [{relu: null, repeat: 1000}]}\n"
                                "  b: {layers: [{a: null, repeat: 1000}]}\nlayers:\n  - b: null\n    repeat: 1000\n"},
          ["check", "s.yaml"], "s.yaml:6:34: this repeat would make the network about 1,000,000 layers: over the "
-         f"limit of 10,000 layers; {raise_hint('layers')}"),
+         f"limit of 5,000 layers; {raise_hint('layers')}"),
     Case("list_bomb", {"s.yaml": layers('  - conv: {out: "${len([[0] * 100000] * 100000)}", k: 3}\n')},
          ["check", "s.yaml"], "s.yaml:5:17: expression result too large: 100,001 items is over the limit of "
          f"100,000; {raise_hint('expr_items')}"),

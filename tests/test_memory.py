@@ -130,6 +130,12 @@ OPS = {
                 "patch_merging", {"linear": {"out": 3, "over": "last"}}],
     "windows_v2": [CONV, {"permute": [1, 2, 0]}, {"window_attention": {"heads": 2, "window": 4, "shift": 2, "version": 2}},
                    {"layernorm": 1}, {"patch_merging": {"version": 2}}, {"linear": {"out": 3, "over": "last"}}],
+    # MaxViT's: window and grid partition attention on [C, H, W] (one head and two), dropouts
+    "partition": [{"conv": {"out": 8, "k": 3, "pad": 1}}, {"partition_attention": {"head_dim": 8, "side": 2, "kind": "window"}},
+                  {"partition_attention": {"head_dim": 4, "side": 4, "kind": "grid", "sd_prob": 0.1}}, CONV],
+    "partition_dropout": [{"conv": {"out": 8, "k": 3, "pad": 1}},
+                          {"partition_attention": {"head_dim": 4, "side": 2, "kind": "grid", "attention_dropout": 0.1,
+                                                   "mlp_dropout": 0.2, "mlp_ratio": 2}}, CONV],
     "windows_dropout": [CONV, {"permute": [1, 2, 0]}, {"layernorm": 1},
                         {"window_attention": {"heads": 2, "window": 3, "attention_dropout": 0.1, "dropout": 0.2}},
                         {"linear": {"out": 3, "over": "last"}}],

@@ -177,6 +177,15 @@ CASES = [
              "logit_scale", "relative_coords_table", "relative_position_index", "qkv.weight", "qkv.bias",
              "proj.weight", "proj.bias", "cpb_mlp.0.weight", "cpb_mlp.0.bias", "cpb_mlp.2.weight")]),
     case("patch_merging-v2", (5, 7, 4), {"patch_merging": {"version": 2}}),
+    # -- MaxViT: partition attention, within windows and across a grid
+    case("partition_attention-window", (8, 6, 4), {"partition_attention": {"head_dim": 4, "side": 2, "kind": "window"}}),
+    case("partition_attention-grid", (8, 6, 6), {"partition_attention": {"head_dim": 8, "side": 3, "kind": "grid",
+                                                                         "mlp_ratio": 2, "sd_prob": 0.2}},
+         keys=[f"partition_attention1.{k}" for k in (
+             "attn_layer.0.weight", "attn_layer.0.bias", "attn_layer.1.relative_position_bias_table",
+             "attn_layer.1.relative_position_index", "attn_layer.1.to_qkv.weight", "attn_layer.1.to_qkv.bias",
+             "attn_layer.1.merge.weight", "attn_layer.1.merge.bias", "mlp_layer.0.weight", "mlp_layer.0.bias",
+             "mlp_layer.1.weight", "mlp_layer.1.bias", "mlp_layer.3.weight", "mlp_layer.3.bias")]),
     case("patch_merging", (5, 7, 4), "patch_merging",
          keys=["patch_merging1.reduction.weight", "patch_merging1.norm.weight", "patch_merging1.norm.bias"]),
     # -- pad / upsample / shuffle / split

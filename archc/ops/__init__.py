@@ -2,7 +2,7 @@
 under the `archc.ops` entry-point group register the first time a name is not found."""
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Shape, Tensor, register  # noqa: F401
 from archc.ops import activation, conv, linear, merge, norm, pool, shape  # noqa: F401  (registration)
-from archc.ops import attention, conv_variants, gates, learned, spatial, windows  # noqa: F401  (registration)
+from archc.ops import attention, conv_variants, gates, learned, partition, spatial, windows  # noqa: F401  (registration)
 
 
 _plugins_loaded = False
