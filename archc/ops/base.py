@@ -106,7 +106,8 @@ class Op:
 
     # -- emission -----------------------------------------------------------------------
     def module(self, a: OpArgs, ins: list[Shape], out: Shape) -> Ctor | None:
-        """The nn.Module to construct; every single-input op has one (so it fits nn.Sequential)."""
+        """The nn.Module to construct, so the layer fits nn.Sequential; None: forward's own
+        expression (`expr`: merges, `x[:, 0]`)."""
         return None
 
     def applied(self, a: OpArgs, param: str, x: str) -> str | None:
