@@ -18,7 +18,7 @@ def broadcast(shapes, what: str):
         big = {d for d in dims if d != 1}
         if len(big) > 1:
             raise ShapeError(f"'{what}' merges {' with '.join(map(str, map(list, shapes)))}: shapes differ")
-        out.append(big.pop() if big else 1)
+        out.append(big.pop() if big else dims[0])      # all 1: the first's (its expression, in generated code)
     return tuple(out)
 
 
