@@ -6,6 +6,7 @@ from pydantic import Field
 
 from archc.errors import ShapeError
 from archc.ops.base import WEIGHTED_DEFAULTS, Ctor, Op, OpArgs, Saved, Tensor, module_kind, register
+from archc.ops.learned import tokens_of
 
 # nn.MultiheadAttention's _reset_parameters: the packed q/k/v weight Xavier-uniform, both biases
 # zero; out_proj keeps nn.Linear's weight init
@@ -33,10 +34,7 @@ class SelfAttention(Op):
            "`in_proj_weight` layout); `heads` must divide D.")
 
     def infer(self, a: AttentionArgs, ins):
-        x = ins[0]
-        if len(x) != 2:
-            raise ShapeError(f"'self_attention' needs tokens [N, D], got {list(x)}: make them with "
-                             f"`flatten: {{start: 1}}` and `permute: [1, 0]`")
+        x = tokens_of(ins[0], self.name)
         if x[1] % a.heads:
             raise ShapeError(f"'self_attention' splits {x[1]} features into {a.heads} heads, "
                              f"which does not divide them")
