@@ -188,7 +188,7 @@ def test_writing_the_code_is_bounded_like_expansion():
     counts against the written_layers limit, so long definitions in many instances cannot keep it busy."""
     off = '    - {conv: {out: 4, k: 1}, when: "${t > 0}"}\n' * 30
     text = HEAD + ("blocks:\n  unit:\n    params: {t: int, tag: int}\n    seq:\n" + off +
-                   "    - conv: {out: 4, k: 1}\n"
+                   '    - conv: {out: "${4 + 0 * tag}", k: 1}\n'    # (a param no expression reads is shared)
                    'layers:\n  - {unit: {t: "${i % 2}", tag: $i}, repeat: 10}\n')
     with limits.raised(written_layers=250):
         net = archc.load(text)                    # 5 x 31 + 5 x 1 layers

@@ -13,6 +13,7 @@ from archc.emit.body import Writer
 from archc.emit.code import INDENT, Code, literal
 from archc.emit.entries import write_entries
 from archc.emit.scope import ClassState, Names, T, closed_of, emit_error, expand_lets
+from archc.emit.value_params import value_params
 from archc.emit.sym import PLACEHOLDERS, Named, make, name, names_in, plain, text
 from archc.emit.values import Env, sym
 from archc.errors import ShapeError
@@ -199,7 +200,8 @@ class BlockClasses:
             self.first_seen.append(block)
         if self.stack:
             self.inside.setdefault(block, set()).add(self.stack[-1])
-        key = (block, repr(sorted(params.items())), in_shape)
+        shared = value_params(self.blocks, block, self.value_params)
+        key = (block, repr(sorted((k, "<value>" if k in shared else v) for k, v in params.items())), in_shape)
         hit = self.faces.get(key)
         if hit is not None:
             return hit

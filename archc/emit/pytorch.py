@@ -36,6 +36,7 @@ class Emission(BlockClasses):
         self.support: dict[str, None] = {}
         self.classes: dict[str, ClassInfo] = {}
         self.faces: dict = {}
+        self.value_params: dict = {}     # block -> params no translation depends on
         self.visits = 0         # layers gone through while writing, those `when:` leaves out included
         self.order: list[str] = []
         self.stack: list[str] = []

@@ -73,6 +73,9 @@ class Op:
     holds_parameter: ClassVar[bool] = False   # its tensor is the enclosing class's own ("" key)
     called_apart: ClassVar[bool] = False      # forward calls its module other than `m(x)` (applied)
     start_arg: ClassVar[str] = ""             # the arg a class parameter starts from (not `init:`)
+    # args no rule reads but module(), which writes them as given (a rate): a block's instances
+    # that differ only in what reaches them share one generated class translation
+    value_args: ClassVar[frozenset[str]] = frozenset()
     doc: ClassVar[str] = ""
 
     # -- analysis -----------------------------------------------------------------------
@@ -180,6 +183,22 @@ class Op:
 
 
 REGISTRY: dict[str, Op] = {}
+
+
+def same_call(method):
+    """Memoise a composite op's `parts(a, x)` on the identity of its last arguments: every rule
+    (infer, tensors, macs, module, saved) asks for them in turn with the same objects, and the
+    emitter's symbolic sizes make each recomputation costly. Identity, not equality, as a size
+    that carries an expression equals a plain int of the same value."""
+    def memoised(self, a, x):
+        last = self.__dict__.get("_last_parts")
+        if last is not None and last[0] is a and last[1] is x:
+            return last[2]
+        out = method(self, a, x)
+        self._last_parts = (a, x, out)      # holding a and x keeps their ids from being reused
+        return out
+    memoised.__doc__ = method.__doc__
+    return memoised
 
 
 def tensor_key(layer: str, key: str) -> str:

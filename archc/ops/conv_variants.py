@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from archc.errors import ShapeError
 from archc.ops.activation import ActSpec, act_of
 from archc.ops.base import REGISTRY, Ctor, Op, OpArgs, Shape, Tensor, register, spatial_rank
-from archc.ops.base import chain_saved
+from archc.ops.base import chain_saved, same_call
 from archc.ops.conv import ConvArgs, IntOrList, Padding, conv_text
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
@@ -121,6 +121,7 @@ class SepConv(Op):
     def describe(self, a: SepConvArgs, ins):
         return conv_text(self.name, a, ins, a.out)
 
+    @same_call
     def parts(self, a: SepConvArgs, x: Shape):
         dw = ConvArgs(out=x[0] * a.mult, k=a.k, stride=a.stride, pad=a.pad, dilation=a.dilation,
                       groups=x[0], bias=a.bias)
@@ -226,6 +227,7 @@ class ConvBN(Op):
         act = a.act if not isinstance(a.act, dict) else next(iter(a.act))
         return conv_text(self.name, a, ins, a.out) + {"relu": "", "none": ", no act", None: ", no act"}.get(act, f", {act}")
 
+    @same_call
     def parts(self, a: ConvBNArgs, x: Shape):
         """[(child name, op, args, in shape, out shape)] of the conv, bn and activation."""
         c = ConvArgs(out=a.out, k=a.k, stride=a.stride, pad=a.pad, dilation=a.dilation,

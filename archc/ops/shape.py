@@ -140,6 +140,7 @@ class DropoutArgs(OpArgs):
 class Dropout(Op):
     Args = DropoutArgs
     short = "p"
+    value_args = frozenset({"p"})
     doc = "Dropout; `channel: true` drops whole channels (nn.Dropout1d/2d/3d by input rank)."
 
     def module(self, a: DropoutArgs, ins, out):
@@ -205,6 +206,7 @@ class DropPath(Op):
     """Stochastic depth for residual bodies; the identity at inference, so no FLOPs counted."""
     Args = DropPathArgs
     short = "p"
+    value_args = frozenset({"p"})
     doc = "Stochastic depth: drop whole samples ('row') or the batch ('batch') in training."
 
     def module(self, a: DropPathArgs, ins, out):
