@@ -112,6 +112,11 @@ OPS = {
                   {"pad": {"pad": 1, "mode": "replicate"}}, {"pad": {"pad": 1, "mode": "circular"}}],
     "upsample": [CONV, {"upsample": 2}, {"upsample": {"scale": 2, "mode": "bilinear"}},
                  {"upsample": {"scale": 2, "mode": "area"}}],
+    # an input's size read in forward (LR-ASPP's head): bilinear keeps nothing, area its input
+    "resize": [{"conv": {"out": 4, "k": 3, "pad": 1}, "id": "a"}, {"conv": {"out": 4, "k": 3, "stride": 2}, "id": "b"},
+               {"resize": {"mode": "bilinear", "align_corners": False}, "from": ["b", "a"]}, {"conv": {"out": 2, "k": 1}}],
+    "resize_area": [{"conv": {"out": 4, "k": 3, "pad": 1}, "id": "a"}, {"conv": {"out": 4, "k": 2, "stride": 2}, "id": "b"},
+                    {"resize": {"mode": "area"}, "from": ["b", "a"]}, {"conv": {"out": 2, "k": 1}}],
     "shuffle_split_reshape": [CONV, {"channel_shuffle": 2}, {"split": 1}, {"reshape": [2, 36]},
                               {"conv": {"out": 4, "k": 1}}],
     "identity_scale": [CONV, "identity", {"scale": 0.5}, CONV],

@@ -224,6 +224,11 @@ CASES = [
     case("concat-2", C2, *merge("concat", None, 3, 5)),
     case("concat-3", C2, *merge("concat", None, 2, 3, 4)),
     case("cat-dim-last", C2, *merge("cat", {"dim": -1}, 4, 4)),
+    # -- resize to another tensor's size, read in forward (LR-ASPP's head)
+    case("resize-bilinear-to-other", C2, {"conv": {"out": 3, "k": 3, "stride": 2}, "id": "small"},
+         {"resize": {"mode": "bilinear", "align_corners": False}, "from": ["small", "input"]}),
+    case("resize-nearest-1d", C1, {"conv": {"out": 3, "k": 3, "stride": 3}, "id": "small"},
+         {"resize": None, "from": ["small", "input"]}),
 ]
 
 

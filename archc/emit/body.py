@@ -120,25 +120,56 @@ class Writer(ModuleWriter, ParallelWriter):
                 self.step(out_var, ins, line, cond, t, "id" not in item.wiring)
                 result = T(out_var, out, merged_moved([x for x, _ in ins], out))
             else:
-                if len(ins) != 1:
+                several = self.em.blocks.has(item.kind) and self.em.blocks.defs[item.kind][0].inputs is not None
+                if len(ins) != 1 and not several:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 attr = self.layer_name(sc, item, env, cond)
                 src, x = ins[0][1], assume(ins[0][0], cond)
-                mod = self.module(item, x, env, sc.prefix + attr, direct=True)
+                if several:
+                    src, x = ", ".join(s for _, s in ins), [assume(i, cond) for i, _ in ins]
+                taps = {} if item.kind == "seq" and not {"repeat", "when"} & set(item.wiring) else None
+                mod = self.module(item, x, env, sc.prefix + attr, direct=True, taps=taps)
                 if mod.applies is not None and cond is not TRUE:
                     raise emit_error(item.at, f"'{item.kind}' under 'when:': a layer forward calls by its "
                                               f"own rule cannot be left out by a condition in the generated "
                                               f"class; make it a block")
                 mod.out = own_channels(mod.out, attr)
                 self.assign(attr, mod, cond)
-                self.module_step(out_var, attr, mod, src, cond, t, "id" not in item.wiring)
-                result = T(out_var, mod.out, any_of([x.moved, mod.changes]))
+                if mod.taps:
+                    result = self.cut_steps(sc, attr, mod, src, out_var, var, any_of([ins[0][0].moved, mod.changes]))
+                else:
+                    self.module_step(out_var, attr, mod, src, cond, t, "id" not in item.wiring)
+                    result = T(out_var, mod.out, any_of([ins[0][0].moved, mod.changes]))
             if cond is not TRUE:
                 result = T(result.var, merge_shape(cond, result.shape, t.shape, self.st.lets, truth(cond, env)),
                            either(cond, result.moved, t.moved))
         if "id" in item.wiring:
             sc.ids[ident] = result
         return result
+
+    def cut_steps(self, sc: Names, attr: str, mod: Mod, src: str, out_var: str, chain: str, moved) -> T:
+        """A seq whose children have ids: forward runs its children in a loop and keeps the tensor
+        after each of those (torchvision's IntermediateLayerGetter; slices of an nn.Sequential
+        are not callable in TorchScript)."""
+        taps = []
+        for tap, (pos, t) in mod.taps.items():
+            var = tap if tap not in sc.vars else sc.fresh(tap)
+            sc.vars.add(var)
+            sc.ids[tap] = T(var, t.shape, t.moved)
+            taps.append((var, pos))
+        if len(taps) == 1 and taps[0][1] == mod.length and out_var == chain:   # the last child's
+            self.st.step(taps[0][0], [src], f"{taps[0][0]} = self.{attr}({src})")
+            return T(taps[0][0], mod.out, moved)
+        index, layer = sc.fresh("i"), sc.fresh("layer")
+        if out_var != src:
+            self.st.step(out_var, [src], f"{out_var} = {src}")
+        for var, _ in taps:         # assigned on every path, as TorchScript wants
+            self.st.step(var, [out_var], f"{var} = {out_var}")
+        lines = [f"for {index}, {layer} in enumerate(self.{attr}):", f"{INDENT}{out_var} = {layer}({out_var})"]
+        for j, (var, pos) in enumerate(taps):
+            lines += [f"{INDENT}{'if' if j == 0 else 'elif'} {index} == {pos - 1}:", f"{INDENT * 2}{var} = {out_var}"]
+        self.st.steps.append(Step(out_var, [out_var], lines, guarded=True))
+        return T(out_var, mod.out, moved)
 
     def step(self, dst: str, ins, line: str, cond: ast.expr, prev: T, chain: bool = True) -> None:
         """A forward line; under a condition, the chain variable keeps the value before it where

@@ -92,6 +92,7 @@ class Parts:
     super_call: str = "super().__init__()"
     extra_methods: list[str] = field(default_factory=list)   # e.g. _init_weights (root class)
     init_tail: list[str] = field(default_factory=list)       # last lines of __init__
+    inputs: tuple[str, ...] = ("x",)                          # forward's arguments
 
 
 class Text(str):
@@ -154,7 +155,7 @@ def render_class(name_: str, parts: Parts) -> str:
     for m in parts.extra_methods:         # right after __init__, which calls them
         out += [""] + [INDENT + ln if ln else ln for ln in m.strip("\n").split("\n")]
     if parts.forward:
-        out += ["", f"{INDENT}def forward(self, x):"] + parts.forward
+        out += ["", f"{INDENT}def forward(self, {', '.join(parts.inputs)}):"] + parts.forward
     return "\n".join(out)
 
 
@@ -192,6 +193,11 @@ def forward_lines(st: ClassState, ret: list[str]) -> list[str]:
     return lines
 
 
+def large(shape: tuple) -> tuple:
+    """The shape with every spatial size one that any block fits."""
+    return (shape[0],) + (LARGE,) * (len(shape) - 1)
+
+
 class BlockClasses:
     """The block classes of one emission, translated on demand and memoised per instance."""
 
@@ -215,7 +221,8 @@ class BlockClasses:
                 # the instance is in a branch not taken here (the expansion succeeded), at a size
                 # the block does not fit: its code does not depend on the size, so write it at one
                 # where it does
-                info, face = self.translate(block, params, (in_shape[0],) + (LARGE,) * (len(in_shape) - 1))
+                info, face = self.translate(block, params, tuple(large(s) for s in in_shape)
+                                            if self.blocks.defs[block][0].inputs else large(in_shape))
         finally:
             self.stack.pop()
         known = self.classes.get(block)
@@ -234,7 +241,11 @@ class BlockClasses:
         names = {v: Named(val, name(v)) for v, val in self.vars.items()}
         names.update({p: Named(val, name(p)) for p, val in params.items()})
         dims = tuple(bdef.input or ("c_in",))       # the input dims its constructor may take
-        if bdef.input:
+        several = bdef.inputs is not None           # in_shape: one shape per input
+        if several:
+            dims = tuple(f"{k}_channels" for k in bdef.inputs)
+            names.update({k: Named(s[0], name(k)) for k, s in zip(dims, in_shape)})
+        elif bdef.input:
             names.update({k: Named(v, name(k)) for k, v in zip(bdef.input, in_shape)})
         else:
             names["c_in"] = Named(in_shape[0], name("c_in"))
@@ -254,8 +265,13 @@ class BlockClasses:
             lets.assign(k, s.node)
             env.set(k, Named(plain(s), name(k)))
             st.lets[k] = s.node
-        x = T("x", tuple(make(v, name(k)) for k, v in zip(bdef.input, in_shape)) if bdef.input else
-              (make(in_shape[0], name("c_in")), *w.spatial(in_shape[1:])))
+        if several:         # sizes other than the channels: only forward knows them
+            inputs = {k: T(k, (make(s[0], name(c)), *(make(v, None, True) for v in s[1:])))
+                      for k, c, s in zip(bdef.inputs, dims, in_shape)}
+            x = inputs[bdef.inputs[0]]
+        else:
+            x = T("x", tuple(make(v, name(k)) for k, v in zip(bdef.input, in_shape)) if bdef.input else
+                  (make(in_shape[0], name("c_in")), *w.spatial(in_shape[1:])))
         kind = bdef.body_kind
         parts = Parts("nn.Module", bdef.doc or f"Block '{block}' of {self.net.name}.")
         if kind == "seq":
@@ -280,7 +296,12 @@ class BlockClasses:
             if reads_input(raws):
                 sc.chain_var = "h"
                 sc.vars.add("h")
-            sc.ids["input"] = x
+            if several:
+                sc.ids.update(inputs)
+                sc.vars.update(inputs)
+                parts.inputs = tuple(inputs)
+            else:
+                sc.ids["input"] = x
             if kind == "layers":
                 last = w.chain(sc, bdef.layers, bat / "layers", x, sc.chain_var, env)
             elif kind == "residual":
@@ -313,7 +334,8 @@ class BlockClasses:
         spatial = tuple(outward(d.node) for d in out[1:])
         channels = closed_of(out[0])
         face = Face(tuple(map(plain, out)), outward(channels), outward(changes), spatial)
-        sizes = dict(zip(bdef.input, in_shape)) if bdef.input else dict(zip(PLACEHOLDERS, map(plain, in_shape[1:])))
+        sizes = dict(zip(dims, (s[0] for s in in_shape))) if several else dict(zip(bdef.input, in_shape)) \
+            if bdef.input else dict(zip(PLACEHOLDERS, map(plain, in_shape[1:])))
         self.verify(face, {**env.concrete(), **sizes}, bat)
         return info, face
 

@@ -30,6 +30,10 @@ class Mod:
     functional: str | None = None       # a forward expression over `{x}` (runtime arguments)
     applies: str | None = None          # forward over `{p}` (the attribute) and `{x}` when not `p(x)`
     tail: list[str] = field(default_factory=list)   # a seq block's forward after its children
+    # a class's own seq: its children's ids, (id, children before the cut, tensor there), and
+    # how many children it has (None: not a constant)
+    taps: list = field(default_factory=list)
+    length: int | None = None
 
 
 @dataclass
@@ -42,6 +46,23 @@ class Entry:
     body: list["Entry"] = field(default_factory=list)
     node: ast.expr | None = None
     at: Any = None                      # the layer's place in the spec, for messages
+    count: ast.expr | None = None       # a 'for': how many times it runs
+
+
+def known_length(entries: list[Entry]) -> int | None:
+    """The children these statements add, where that is a constant (no `if`, constant loops)."""
+    total = 0
+    for e in entries:
+        if e.kind == "mod":
+            total += 1
+        elif e.kind == "for":
+            inner = known_length(e.body)
+            if inner is None or e.count is None or not is_const(e.count):
+                return None
+            total += e.count.value * inner
+        elif e.kind != "line":
+            return None
+    return total
 
 
 def functional_entry(entries: list[Entry]) -> Entry | None:

@@ -100,7 +100,8 @@ class LoopWriter:
                 entries.append(Entry("line", header=running, node=t.shape[0].node))
             if update is not None and text(update) != running:
                 ents = ents + [Entry("line", header=running, node=update)]
-        entries.append(Entry("for", header=f"for {index} in range({n_text}):", body=ents))
+        entries.append(Entry("for", header=f"for {index} in range({n_text}):", body=ents,
+                             count=n.node if n.node is not None else ast.Constant(plain(n))))
         if plain(n) == 0:
             return t, FALSE
         closed = self.closed_form(closed_of(t.shape[0]), update, running, index, n)

@@ -8,14 +8,15 @@ from archc import limits, ops
 from archc.emit.code import Choice, NeedsRuntime, call, ctor_text, sequential
 from archc.emit.init_rules import record_module
 from archc.emit.entries import (CHILD, FALSE, LONG, SEQ, TRUE, Entry, Mod, all_of, any_of, attach, domain,
-                                functional_entry, involved, replace_name, shaped, supports)
+                                functional_entry, involved, known_length, replace_name, shaped, supports)
 from archc.emit.loops import LoopWriter
 from archc.emit.scope import ClassState, T, assume, closed_of, emit_error, merge_shape
 from archc.emit.sym import PLACEHOLDERS, SIZES, Sym, is_const, make, name, names_in, node_of, plain, size, substitute, text
 from archc.emit.values import Env, sym
 from archc.errors import ShapeError
 from archc.ir.inplace import layer_key
-from archc.spec.expand import per_copy_names
+from archc.spec.blocks import several_inputs
+from archc.spec.expand import SEQ_FROM, per_copy_names, tap_id
 from archc.spec.layers import STRUCTURES, Item, args_mapping, check_name, parameter_placement, unknown_kind
 from archc.spec.schema import validate
 
@@ -137,17 +138,23 @@ class ModuleWriter(LoopWriter):
         return ast.Constant(not keeps)
 
     # -- a block -----------------------------------------------------------------------------------
-    def block_module(self, item: Item, t: T, env: Env, raw=None) -> Mod:
+    def block_module(self, item: Item, t: T | list[T], env: Env, raw=None) -> Mod:
+        """A block instance; `t`: its input, or the list of them for a block of several inputs."""
         blocks = self.em.blocks
         bdef, _ = blocks.defs[item.kind]
+        ts = t if isinstance(t, list) else [t]
+        several_inputs(item.kind, bdef, ts, item.at) if isinstance(t, list) or bdef.inputs else None
         given = sym(item.args if raw is None else raw, env, item.args_at)
         if given is None:
             given = {}
         elif not isinstance(given, dict):
             given = {blocks.short_param(item.kind): given}
         concrete = blocks.params(item.kind, Item(item.kind, plain(given), item.at, item.args_at), {})
-        info, face = self.em.block_class(item.kind, concrete, tuple(map(plain, t.shape)), item.at)
-        if bdef.input:
+        shapes = [tuple(map(plain, x.shape)) for x in ts]
+        info, face = self.em.block_class(item.kind, concrete, tuple(shapes) if bdef.inputs else shapes[0], item.at)
+        if bdef.inputs:
+            mapping = {f"{k}_channels": x.shape[0].node for k, x in zip(bdef.inputs, ts)}
+        elif bdef.input:
             mapping = {k: d.node for k, d in zip(bdef.input, t.shape)}
         else:
             mapping = {"c_in": t.shape[0].node}
@@ -176,6 +183,8 @@ class ModuleWriter(LoopWriter):
                 channels.closed = closed
         if self.st.root and not bdef.input:     # the network's sizes are known: the child's, for this input
             dims = None
+        elif bdef.inputs:                       # only forward knows them
+            dims = [None] * len(face.spatial)
         else:
             dims = [substitute(n, mapping) if n is not None and all(mapping.get(k) is not None for k in names_in(n)
                                                                      if k in PLACEHOLDERS) else None
@@ -186,7 +195,7 @@ class ModuleWriter(LoopWriter):
 
     # -- any child ---------------------------------------------------------------------------------
     def module(self, item: Item, t: T, env: Env, at_name: str, repeatable: bool = True,
-               direct: bool = False) -> Mod:
+               direct: bool = False, taps: dict | None = None) -> Mod:
         self.em.visits += 1
         if self.em.visits > limits.current().written_layers:
             # a definition is written once per distinct instance, each repeat copy and its off
@@ -197,7 +206,7 @@ class ModuleWriter(LoopWriter):
         if repeatable and "repeat" in item.wiring:
             return self.repeated(item, t, env)
         if item.kind == "seq":
-            return self.seq(item.args, item.args_at, t, env, at_name)
+            return self.seq(item.args, item.args_at, t, env, at_name, taps=taps)
         if item.kind in STRUCTURES:
             raise item.at.error(f"an inline '{item.kind}' must sit in a block or at the top level; "
                                 f"to repeat it or nest it in a seq, make it a block")
@@ -211,18 +220,20 @@ class ModuleWriter(LoopWriter):
         return self.op_module(item, op, t, env)
 
     # -- nn.Sequential -----------------------------------------------------------------------------
-    def seq(self, raws, at, t: T, env: Env, path: str, tail: bool = False) -> Mod:
+    def seq(self, raws, at, t: T, env: Env, path: str, tail: bool = False, taps: dict | None = None) -> Mod:
         """An nn.Sequential; `tail`: a seq block's own, whose last layers may be ones only forward
-        can run (`upsample` to the input's size: torchvision's ASPPPooling)."""
+        can run (`upsample` to the input's size: torchvision's ASPPPooling); `taps`: a class's own
+        seq, whose children's ids it fills."""
         if not isinstance(raws, list):
             raise at.error(f"expected a list of layers, got {raws!r}")
         entries: list[Entry] = []
-        out, changes = self.fill(entries, set(), raws, at, t, env, path)
+        out, changes = self.fill(entries, set(), raws, at, t, env, path, taps=taps)
         last: list[Entry] = []
         while tail and entries and entries[-1].kind == "mod" and entries[-1].mod.functional is not None:
             last.insert(0, entries.pop())
         mod = self.sequential_mod(entries, out, changes)
         mod.tail = [e.mod.functional for e in last]
+        mod.taps, mod.length = taps or {}, known_length(entries)
         return mod
 
     def sequential_mod(self, entries: list[Entry], out: T, changes) -> Mod:
@@ -241,17 +252,19 @@ class ModuleWriter(LoopWriter):
             return Mod(out.shape, changes, render)
         return Mod(out.shape, changes, entries=entries)
 
-    def fill(self, entries: list[Entry], names: set, raws, at, t: T, env: Env, path: str, top: bool = True):
+    def fill(self, entries: list[Entry], names: set, raws, at, t: T, env: Env, path: str, top: bool = True,
+             taps: dict | None = None):
         """Items of an nn.Sequential; `top`: its own statements, not inside an `if` or a loop."""
         changes: list = []
+        moved = t.moved
         for j, raw in enumerate(raws):
             item = self.em.parse(raw, at, j)
             if top and "when" not in item.wiring:
                 t = self.materialize(entries, t)
-            for k in ("id", "from"):
-                if k in item.wiring:
-                    raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
-                                                  f"use a block with 'layers:' for DAG wiring", key=True)
+            if "from" in item.wiring:
+                raise item.wiring_at["from"].error(SEQ_FROM, key=True)
+            tap = tap_id(item, plain(sym(item.wiring["id"], env, item.wiring_at["id"])), taps) \
+                if "id" in item.wiring else None
             splice = item.kind == "seq" and "name" not in item.wiring and "repeat" in item.wiring
             if "repeat" in item.wiring and ("name" not in item.wiring or per_copy_names(item)):
                 def copies(ents, it, x):
@@ -261,7 +274,27 @@ class ModuleWriter(LoopWriter):
             else:
                 t, c = self.fill_one(entries, names, item, env, t, path, splice, top)
             changes.append(c)
+            if tap is not None:
+                taps[tap] = (known_length(entries), self.tap(entries, item, tap, T(t.var, t.shape,
+                                                                                   any_of([moved, *changes]))))
         return t, any_of(changes)
+
+    def tap(self, entries: list[Entry], item: Item, ident: str, t: T) -> T:
+        """The tensor an id inside a seq names: forward keeps it after this child, found by its
+        position, a constant; its channels kept in their own local where they are the seq's
+        running one, which later children change."""
+        if known_length(entries) is None:
+            raise emit_error(item.wiring_at["id"], "an 'id' inside a seq must follow a constant number of "
+                                                   "children (forward finds it by its position): this one "
+                                                   "follows a 'when:' or a repeat whose count is not a constant")
+        node = t.shape[0].node
+        if node is None or not names_in(node) & self.st.locals:
+            return t
+        var = self.st.local(f"{ident}_channels")     # kept busy: read later in __init__
+        entries.append(Entry("line", header=var, node=node))
+        channels = make(plain(t.shape[0]), name(var))
+        channels.closed = closed_of(t.shape[0])
+        return T(t.var, (channels, *t.shape[1:]), t.moved)
 
     def fill_one(self, entries, names, item: Item, env: Env, t: T, path: str, splice: bool, top: bool = False):
         on, cond = self.when(item, env)

@@ -91,8 +91,9 @@ def receptive_fields(net: Network) -> list[Field | None]:
     layouts: dict[int, tuple | None] = {-1: canonical}
     out = []
     for n in net.nodes:
-        ins = [fields[i] for i in n.inputs]
-        lays = {layouts[i] for i in n.inputs}
+        read = [j for j in range(len(n.inputs)) if j not in n.op.size_only_inputs]
+        ins = [fields[n.inputs[j]] for j in read]
+        lays = {layouts[n.inputs[j]] for j in read}
         layout = lays.pop() if len(lays) == 1 else None
         moves = n.op.moves(n.args, n.in_shapes)
         if moves is not None and layout is not None:
@@ -105,7 +106,7 @@ def receptive_fields(net: Network) -> list[Field | None]:
             if any(f.whole for f in ins) or reach is None or len(reach) != rank or len(n.out) - 1 != rank:
                 f = whole
             else:
-                f = hull([through(broadcast(g, x, n.out, reach), reach) for g, x in zip(ins, n.in_shapes)])
+                f = hull([through(broadcast(g, n.in_shapes[j], n.out, reach), reach) for g, j in zip(ins, read)])
         fields[n.index] = f
         layouts[n.index] = layout if layout is None or len(layout) == len(n.out) else None
         out.append(f)

@@ -76,6 +76,7 @@ class Op:
     # args no rule reads but module(), which writes them as given (a rate): a block's instances
     # that differ only in what reaches them share one generated class translation
     value_args: ClassVar[frozenset[str]] = frozenset()
+    size_only_inputs: ClassVar[tuple[int, ...]] = ()   # inputs it reads the size of, not the values
     doc: ClassVar[str] = ""
 
     # -- analysis -----------------------------------------------------------------------

@@ -181,6 +181,57 @@ class Upsample(Op):
         return [Saved("in0")] if a.mode == "area" else []
 
 
+class ResizeArgs(OpArgs):
+    mode: Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"] = "nearest"
+    align_corners: bool | None = None
+
+    @model_validator(mode="after")
+    def _corners(self):
+        if self.align_corners is not None and self.mode not in INTERPOLATING:
+            raise ValueError(f"align_corners is for modes {', '.join(INTERPOLATING)}, not '{self.mode}'")
+        return self
+
+
+@register("resize")
+class Resize(Op):
+    """The first input interpolated to the spatial size of the second, which forward reads from
+    that tensor (`F.interpolate(x, size=low.shape[2:])`: LR-ASPP's head, FPN's top-down path).
+    Only the second input's size counts: its values reach nothing (receptive field, gradients)."""
+    Args = ResizeArgs
+    arity = None
+    size_only_inputs = (1,)
+    doc = "Interpolate the first input to the spatial size of the second: `from: [x, like]`."
+
+    def infer(self, a: ResizeArgs, ins):
+        if len(ins) != 2:
+            raise ShapeError(f"'resize' takes two inputs, the tensor to resize and one of the size to give it, "
+                             f"got {len(ins)}")
+        x, like = ins
+        if len(x) != len(like) or len(x) < 2:
+            raise ShapeError(f"'resize' brings {list(x)} to the size of {list(like)}: both need the same number "
+                             f"of spatial dims")
+        need = UPSAMPLE_RANK[a.mode]
+        if need is not None and need != len(x) - 1:
+            raise ShapeError(f"mode '{a.mode}' needs a {need}d input, got {list(x)}")
+        return (x[0], *like[1:])
+
+    def as_upsample(self, a: ResizeArgs, out) -> UpsampleArgs:
+        return UpsampleArgs(size=list(out[1:]), mode=a.mode, align_corners=a.align_corners)
+
+    def extra_flops(self, a: ResizeArgs, ins, out):
+        return REGISTRY["upsample"].extra_flops(self.as_upsample(a, out), ins[:1], out)
+
+    def expr(self, a: ResizeArgs, inputs):
+        corners = "" if a.align_corners is None else f", align_corners={a.align_corners}"
+        return f"F.interpolate({inputs[0]}, size={inputs[1]}.shape[2:], mode={a.mode!r}{corners})"
+
+    def reach(self, a: ResizeArgs, ins, out):
+        return REGISTRY["upsample"].reach(self.as_upsample(a, out), ins[:1], out)
+
+    def saved_for_backward(self, a: ResizeArgs, ins, out):
+        return REGISTRY["upsample"].saved_for_backward(self.as_upsample(a, out), ins[:1], out)
+
+
 # -- channel shuffle ---------------------------------------------------------------------------
 
 class ShuffleArgs(OpArgs):

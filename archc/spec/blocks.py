@@ -70,7 +70,40 @@ def checked_name(name: str, at: At, bdef: BlockDef | None = None) -> At:
                 f"a param or another dim's name (it is an argument in the generated code), got {key!r}")
     if bdef is not None and bdef.input == []:
         raise (at / "input").error(f"block '{name}': 'input' names each dim of the block's input, got none")
+    if bdef is not None and bdef.inputs is not None:
+        check_inputs(name, bdef, at)
     return at
+
+
+def check_inputs(name: str, bdef: BlockDef, at: At) -> None:
+    """`inputs: [low, high]`: a block of several inputs, each an id of its `layers:`."""
+    if len(bdef.inputs) < 2:
+        raise (at / "inputs").error(f"block '{name}': 'inputs' names two or more inputs (one is the "
+                                    f"block's plain input), got {len(bdef.inputs)}")
+    if bdef.input is not None:
+        raise (at / "inputs").error(f"block '{name}' has 'input' (the dims of one input) and 'inputs' "
+                                    f"(several inputs); give one of them", key=True)
+    if bdef.body_kind != "layers":
+        raise (at / "inputs").error(f"block '{name}': a block of several inputs wires them with 'from:' "
+                                    f"in a 'layers:' body, not '{bdef.body_kind}:'", key=True)
+    for j, key in enumerate(bdef.inputs):
+        if not key.isidentifier() or keyword.iskeyword(key) or key in ("self", "input", "x", "h") \
+                or key in bdef.params or key in bdef.inputs[:j] or f"{key}_channels" in bdef.params:
+            raise (at / "inputs" / j).error(
+                f"block '{name}': an input's name must be a Python identifier, not a keyword, 'self', 'input', "
+                f"'x' or 'h' (forward's running variables), a param (nor make one with '_channels') or "
+                f"another input's name, got {key!r}")
+
+
+def several_inputs(name: str, bdef: BlockDef, values: list, at: At) -> dict[str, int]:
+    """The names a block of several inputs sees for them: each input's channels, `low_channels`."""
+    if bdef.inputs is None:
+        raise at.error(f"block '{name}' takes one input, got {len(values)}")
+    if len(values) != len(bdef.inputs):
+        raise at.error(f"block '{name}' takes {len(bdef.inputs)} inputs ({', '.join(bdef.inputs)}), "
+                       f"got {len(values)}: give them in order with 'from: [...]' (in a block's layers or "
+                       f"at the top level)")
+    return {f"{k}_channels": v.shape[0] for k, v in zip(bdef.inputs, values) if v.shape}
 
 
 def input_facts(name: str, bdef: BlockDef, shape: tuple, at: At) -> dict[str, int]:
@@ -171,7 +204,11 @@ class BlockTable:
             raise item.at.error(f"block cycle: {' -> '.join(exp.stack + [name])}")
         bdef, bat = self.defs[name]
         params = self.params(name, item, env)
-        facts = input_facts(name, bdef, value.shape, item.at)
+        if isinstance(value, list) or bdef.inputs is not None:
+            values = value if isinstance(value, list) else [value]
+            facts = several_inputs(name, bdef, values, item.at)
+        else:
+            facts = input_facts(name, bdef, value.shape, item.at)
         benv = {**exp.env, **{k: v for k, v in env.items() if k == "i"}, **params, **facts}
         for k, expr in bdef.let.items():     # in order: a `let` may use the ones before it
             if k in benv and k not in exp.env:
@@ -187,8 +224,14 @@ class BlockTable:
                 return mod, out
             raws = bdef.layers if kind == "layers" else tree_at(bat.src, bat.path + (kind,))
             scope = exp.new_scope(mod, path + ".", benv, raws, bat / kind)
-            x = Value("x", value.node, value.shape)
-            scope.ids["input"] = x
+            if bdef.inputs is not None:         # each input an id; the chain starts at the first
+                for k, v in zip(bdef.inputs, values):
+                    scope.ids[k] = Value(k, v.node, v.shape)
+                    scope.vars.add(k)
+                x = scope.ids[bdef.inputs[0]]
+            else:
+                x = Value("x", value.node, value.shape)
+                scope.ids["input"] = x
             if kind == "layers":
                 out = exp.chain(scope, bdef.layers, bat / "layers", x, scope.chain_var)
             elif kind == "residual":

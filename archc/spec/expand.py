@@ -149,12 +149,24 @@ class Expander(Structures):
                 node = self.op_node(item, scope.prefix + name, ins, env, names)
                 result = Value(out_var, node.index, node.out)
             else:
-                if len(ins) != 1:
+                several = self.blocks.has(item.kind) and self.blocks.defs[item.kind][0].inputs is not None
+                if len(ins) != 1 and not several:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
+                if several and "repeat" in item.wiring:
+                    raise item.wiring_at["repeat"].error(f"block '{item.kind}' takes several inputs: it cannot "
+                                                         f"repeat (a copy feeds the next one input)", key=True)
                 name = self.layer_name(scope, item, env)
-                child, last = self.child(item, name, scope.prefix + name, ins[0], env, repeatable=True, direct=True)
+                taps = {} if item.kind == "seq" and not {"repeat", "when"} & set(item.wiring) else None
+                child, last = self.child(item, name, scope.prefix + name, ins if several else ins[0], env,
+                                         repeatable=True, direct=True, taps=taps)
                 scope.module.children.append(child)
                 result = Value(out_var, last.node, last.shape)
+                for tap, (v, at) in (taps or {}).items():
+                    if tap in scope.ids or "id" in item.wiring and tap == ident:
+                        raise at.error(f"duplicate id '{tap}'")
+                    var = tap if tap not in scope.vars else scope.fresh(tap)
+                    scope.vars.add(var)
+                    scope.ids[tap] = Value(var, v.node, v.shape)
         if "id" in item.wiring:
             scope.ids[ident] = result
         return result
@@ -167,22 +179,23 @@ class Expander(Structures):
 
     # -- modules (a child attribute, or an element of an nn.Sequential) ----------------------
     def child(self, item: Item, attr: str, path: str, value: Value, env: dict,
-              repeatable: bool = True, direct: bool = False) -> tuple[Module, Value]:
+              repeatable: bool = True, direct: bool = False, taps: dict | None = None) -> tuple[Module, Value]:
         """The module for one item: an op's module, a block instance, or an nn.Sequential.
-        `direct`: the item is a class's own layer, where a parameter (`layer_scale`) may go."""
+        `direct`: the item is a class's own layer, where a parameter (`layer_scale`) may go;
+        `taps`: where a seq's children's ids go (a class's own seq), else None."""
         if "init" in item.wiring and (item.kind in STRUCTURES or self.blocks.has(item.kind)):
             raise item.wiring_at["init"].error(
                 f"'init' goes on a layer that holds tensors (conv, linear, bn, ...), not on "
                 f"'{item.kind}'; for a block, give its definition init rules", key=True)
         with self.budget.nested(item.at):
-            return self._child(item, attr, path, value, env, repeatable, direct)
+            return self._child(item, attr, path, value, env, repeatable, direct, taps)
 
     def _child(self, item: Item, attr: str, path: str, value: Value, env: dict,
-               repeatable: bool, direct: bool = False) -> tuple[Module, Value]:
+               repeatable: bool, direct: bool = False, taps: dict | None = None) -> tuple[Module, Value]:
         if repeatable and "repeat" in item.wiring:
             return self.repeated(item, attr, path, value, env)
         if item.kind == "seq":
-            return self.seq(item.args, item.args_at, attr, path, value, env)
+            return self.seq(item.args, item.args_at, attr, path, value, env, taps)
         if item.kind in STRUCTURES:
             raise item.at.error(f"an inline '{item.kind}' must sit in a block or at the top level; "
                                 f"to repeat it or nest it in a seq, make it a block")
@@ -206,24 +219,27 @@ class Expander(Structures):
             mod.children.append(child)
         return mod, value
 
-    def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict) -> tuple[Module, Value]:
+    def seq(self, raws, at: At, attr: str, path: str, value: Value, env: dict,
+            taps: dict | None = None) -> tuple[Module, Value]:
         """An nn.Sequential: unnamed children are numbered, and a repeat inside flattens into it; a
-        repeated unnamed `seq:` splices its layers in (VGG's conv-relu pairs, repeated per stage)."""
+        repeated unnamed `seq:` splices its layers in (VGG's conv-relu pairs, repeated per stage).
+        A child's `id` goes into `taps` (LR-ASPP's `low`: the backbone's output at 1/8)."""
         mod = Module(attr, "seq", loc=at)
-        value = self.fill(mod, set(), raws, at, path, value, env)
+        value = self.fill(mod, set(), raws, at, path, value, env, taps)
         if not mod.children:
             raise at.error("an empty seq: give at least one layer")
         return mod, value
 
-    def fill(self, mod: Module, names: set[str], raws, at: At, path: str, value: Value, env: dict) -> Value:
+    def fill(self, mod: Module, names: set[str], raws, at: At, path: str, value: Value, env: dict,
+             taps: dict | None = None) -> Value:
         if not isinstance(raws, list):
             raise at.error(f"expected a list of layers, got {raws!r}")
         for j, raw in enumerate(raws):
             item = self.parse(raw, at, j)
-            for k in ("id", "from"):
-                if k in item.wiring:
-                    raise item.wiring_at[k].error(f"'{k}' is not available inside a seq (a plain chain); "
-                                                  f"use a block with 'layers:' for DAG wiring", key=True)
+            if "from" in item.wiring:
+                raise item.wiring_at["from"].error(SEQ_FROM, key=True)
+            tap = tap_id(item, resolve(item.wiring["id"], env, item.wiring_at["id"]), taps) \
+                if "id" in item.wiring else None
             # a repeat flattens its copies into the seq; a repeated group flattens its layers
             splice = item.kind == "seq" and "name" not in item.wiring and "repeat" in item.wiring
             if "repeat" in item.wiring and ("name" not in item.wiring or per_copy_names(item)):
@@ -246,7 +262,27 @@ class Expander(Structures):
                 names.add(name)
                 child, value = self.child(one, name, f"{path}.{name}", value, ienv)
                 mod.children.append(child)
+            if tap is not None:
+                taps[tap] = (value, item.wiring_at["id"])
         return value
+
+
+SEQ_FROM = "'from' is not available inside a seq (a plain chain); use a block with 'layers:' for DAG wiring"
+
+
+def tap_id(item: Item, value, taps: dict | None) -> str:
+    """The id on a seq's child: a tensor the class reads later (the seq runs in two slices)."""
+    at = item.wiring_at["id"]
+    if taps is None:
+        raise at.error("an 'id' inside a seq goes on a child of a seq that is a layer of the network or of a "
+                       "block's 'layers:' (not a seq block's own, a nested, repeated or 'when:' seq)", key=True)
+    if "when" in item.wiring:
+        raise at.error("an 'id' inside a seq cannot go with 'when:': the tensor it names must always exist",
+                       key=True)
+    ident = check_name(value, at)
+    if ident in taps:
+        raise at.error(f"duplicate id '{ident}'")
+    return ident
 
 
 def layer_init(item: Item, node: Node, env: dict) -> dict:

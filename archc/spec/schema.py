@@ -52,6 +52,7 @@ class BlockDef(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     let: dict[str, Any] = Field(default_factory=dict)   # values derived from params and c_in
     input: list[str] | None = None                      # names of the input's dims, known to __init__
+    inputs: list[str] | None = None                     # names of several inputs (ids in its layers)
     init: Any = None                                    # rules for the block's own layers
     layers: list[Any] | None = None
     seq: list[Any] | None = None
