@@ -160,8 +160,8 @@ CASES = [
     ("unknown_from.yaml", [],
      "tests/broken/unknown_from.yaml:7:17: unknown id 'stme' (did you mean 'stem'?); known here: input, stem, body"),
     ("seq_id.toml", [],
-     "tests/broken/seq_id.toml:7:28: 'id' is not available inside a seq (a plain chain); use a block with "
-     "'layers:' for DAG wiring"),
+     "tests/broken/seq_id.toml:7:36: an 'id' inside a seq goes on a child of a seq that is a layer of the "
+     "network or of a block's 'layers:' (not a seq block's own, a nested, repeated or 'when:' seq)"),
     ("unknown_output.yaml", [],
      "tests/broken/unknown_output.yaml:8:11: unknown output id 'logit' (did you mean 'logits'?)"),
     ("keyword_name.yaml", [],

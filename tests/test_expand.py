@@ -372,7 +372,8 @@ def test_dag_wiring():
 def test_dag_errors():
     assert "unknown id 'c'" in error("layers:\n  - {relu: null, id: a}\n  - {add: null, from: [a, c]}\n")
     assert "duplicate id 'a'" in error("layers:\n  - {relu: null, id: a}\n  - {relu: null, id: a}\n")
-    assert "not available inside a seq" in error("layers:\n  - seq: [{relu: null, id: a}]\n")
+    assert "'from' is not available inside a seq" in error("layers:\n  - seq: [{relu: null, from: input}]\n")
+    assert "an 'id' inside a seq goes on" in error("layers:\n  - seq: [{seq: [{relu: null, id: a}]}]\n")
 
 
 def test_several_outputs():
