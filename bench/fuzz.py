@@ -19,6 +19,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -41,6 +42,7 @@ def job(index: int, cases: int, seed: int, against: str | None, save_to: str, qu
     from specfuzz import Fuzzer, save
     from specfuzz.strategies import SEEDS_LARGE, SEEDS_SMALL, cases as strategy
     seeds = SEEDS_SMALL * 8 + SEEDS_LARGE       # the large networks cost 10x more: one mutant in ten
+    parent = os.getppid()
     with tempfile.TemporaryDirectory() as folder:
         fz = Fuzzer(Path(folder))
         chunk_no = 0
@@ -52,6 +54,8 @@ def job(index: int, cases: int, seed: int, against: str | None, save_to: str, qu
                       suppress_health_check=list(HealthCheck))
             @given(strategy(seeds))
             def one(case):
+                if os.getppid() != parent:      # the run was stopped: stop too (its worker sees EOF)
+                    os._exit(1)
                 fz.run(case)
             before = len(fz.failures)
             try:
@@ -78,6 +82,17 @@ def run(cases: int, jobs: int, seed: int, against: str | None, save_to: str, par
     procs = [ctx.Process(target=job, args=(j, per[j], seed + 1000 * j, against, save_to, queue)) for j in range(jobs)]
     for p in procs:
         p.start()
+    # stopped (Ctrl-C, kill): the jobs stop with the run, not go on fuzzing in the background
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        return collect(procs, queue, jobs, seed, start, partial)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+
+def collect(procs, queue, jobs: int, seed: int, start: float, partial: str | None) -> dict:
     finished, progress, failures = {}, {}, []
     while len(finished) < jobs:
         try:

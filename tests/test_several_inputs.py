@@ -47,6 +47,13 @@ def load(text: str, **kw):
     return archc.load(textwrap.dedent(text), **kw)
 
 
+def assert_located(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        archc.load(text)
+    assert message in info.value.message
+    assert info.value.loc is not None
+
+
 def test_the_class_takes_its_inputs_by_name():
     src = load(SPEC).source()
     assert "def __init__(self, low_channels, high_channels, out):" in src
@@ -91,12 +98,8 @@ def test_bad_definitions_are_located(case):
     if "seq_body" in decl:
         head = head.replace("\n    seq_body: true", "").replace("    layers:", "    seq:").replace(
             "{add: null, from: [lifted, up]}", "relu")
-    text = "archc: 1\nname: bad\ninput: [3, 8, 8]\n" + head + \
-        "layers:\n  - {conv: {out: 4, k: 1}, id: a}\n  - {fuse: {out: 2}, from: [a, a]}\n"
-    with pytest.raises(SpecError) as info:
-        archc.load(text)
-    assert message in info.value.message
-    assert info.value.loc is not None
+    assert_located("archc: 1\nname: bad\ninput: [3, 8, 8]\n" + head +
+                   "layers:\n  - {conv: {out: 4, k: 1}, id: a}\n  - {fuse: {out: 2}, from: [a, a]}\n", message)
 
 
 BAD_USES = {
@@ -111,12 +114,8 @@ BAD_USES = {
 @pytest.mark.parametrize("case", sorted(BAD_USES))
 def test_bad_instances_are_located(case):
     use, message = BAD_USES[case]
-    text = "archc: 1\nname: bad\ninput: [3, 8, 8]\n" + HEAD + \
-        "  plain:\n    layers: [relu]\nlayers:\n  - {conv: {out: 4, k: 1}, id: a}\n  " + use + "\n"
-    with pytest.raises(SpecError) as info:
-        archc.load(text)
-    assert message in info.value.message
-    assert info.value.loc is not None
+    assert_located("archc: 1\nname: bad\ninput: [3, 8, 8]\n" + HEAD +
+                   "  plain:\n    layers: [relu]\nlayers:\n  - {conv: {out: 4, k: 1}, id: a}\n  " + use + "\n", message)
 
 
 def test_resize_takes_exactly_two_inputs_of_one_rank():
@@ -124,6 +123,4 @@ def test_resize_takes_exactly_two_inputs_of_one_rank():
     for layer, message in [("- {resize: null, from: [a, a, a]}", "takes two inputs"),
                            ("- {flatten: null, id: f}\n  - {resize: null, from: [a, f]}", "same number"),
                            ("- {resize: {mode: linear}, from: [a, a]}", "needs a 1d input")]:
-        with pytest.raises(SpecError) as info:
-            archc.load(base + "  " + layer + "\n")
-        assert message in info.value.message and info.value.loc is not None
+        assert_located(base + "  " + layer + "\n", message)

@@ -143,7 +143,8 @@ class ModuleWriter(LoopWriter):
         blocks = self.em.blocks
         bdef, _ = blocks.defs[item.kind]
         ts = t if isinstance(t, list) else [t]
-        several_inputs(item.kind, bdef, ts, item.at) if isinstance(t, list) or bdef.inputs else None
+        if isinstance(t, list) or bdef.inputs:
+            several_inputs(item.kind, bdef, ts, item.at)      # their number, as the expander checks it
         given = sym(item.args if raw is None else raw, env, item.args_at)
         if given is None:
             given = {}
