@@ -152,14 +152,19 @@ def write_entries(code: Code, entries: list[Entry], target: str) -> None:
 
 
 def when_names(item: Item) -> set[str]:
-    from archc.spec.expr import INTERP, NAME, parse
+    """The names a `when:` reads (whether it reads the copy index `i`): before anything evaluates
+    it, so a bad expression is located here (a repeat of no copies never evaluated it)."""
+    from archc.spec.expr import INTERP, NAME, ExprError, parse
     raw = item.wiring.get("when")
     if not isinstance(raw, str):
         return set()
     m = NAME.match(raw)
     if m:
         return {m.group(1)}
-    return {n for e in INTERP.findall(raw) for n in names_in(parse(e).body)}
+    try:
+        return {n for e in INTERP.findall(raw) for n in names_in(parse(e).body)}
+    except ExprError as e:
+        raise item.wiring_at["when"].error(str(e)) from None
 
 
 def domain(node: ast.expr, lets: dict[str, ast.expr]) -> list | None:
