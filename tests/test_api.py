@@ -126,6 +126,6 @@ def test_zoo_pattern(monkeypatch):
     assert [r["name"] for r in data] == ["mobilenet_v3_large", "mobilenet_v3_small"]
     r = run("zoo", "mobilenet", code=2)
     # mobilenet_v2, mobilenetv1_100, mobilenet_v3_large/small, deeplabv3_mobilenet_v3_large
-    assert "no zoo entry matches 'mobilenet' (did you mean '*mobilenet*'? it matches 5)" in r.stderr
+    assert "no zoo entry matches 'mobilenet' (did you mean '*mobilenet*'? it matches 6)" in r.stderr
     r = run("zoo", "resnt*", code=2)
     assert re.search(r"did you mean 'resnet\w*'", r.stderr) and "Traceback" not in r.output
