@@ -120,7 +120,7 @@ class Writer(ModuleWriter, ParallelWriter):
                 self.step(out_var, ins, line, cond, t, "id" not in item.wiring)
                 result = T(out_var, out, merged_moved([x for x, _ in ins], out))
             else:
-                several = self.em.blocks.has(item.kind) and self.em.blocks.defs[item.kind][0].inputs is not None
+                several = self.em.blocks.takes_several(item.kind)
                 if len(ins) != 1 and not several:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 attr = self.layer_name(sc, item, env, cond)

@@ -30,9 +30,9 @@ class Mod:
     functional: str | None = None       # a forward expression over `{x}` (runtime arguments)
     applies: str | None = None          # forward over `{p}` (the attribute) and `{x}` when not `p(x)`
     tail: list[str] = field(default_factory=list)   # a seq block's forward after its children
-    # a class's own seq: its children's ids, (id, children before the cut, tensor there), and
-    # how many children it has (None: not a constant)
-    taps: list = field(default_factory=list)
+    # a class's own seq: its children's ids, {id: (children up to it, tensor there)}, and how
+    # many children it has (None: not a constant)
+    taps: dict = field(default_factory=dict)
     length: int | None = None
 
 

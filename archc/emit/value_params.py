@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from archc.ops import REGISTRY
+from archc.spec.layers import tree_at
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE = re.compile(r"\s*\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\})\s*")
@@ -26,9 +27,7 @@ def value_params(blocks, block: str, known: dict[str, frozenset]) -> frozenset[s
         return known[block]
     known[block] = frozenset()      # while walking: a cycle (an error elsewhere) shares nothing
     bdef, bat = blocks.defs[block]
-    definition = bat.src.tree
-    for part in bat.path:
-        definition = definition[part]
+    definition = tree_at(bat.src, bat.path)
     kept = set(bdef.params)
     # (node, where): where is None, ("call", holds, short arg) for what an op or block key
     # holds, or ("arg", may carry a param) for one arg's value

@@ -159,6 +159,10 @@ class BlockTable:
     def names(self):
         return self.defs.keys()
 
+    def takes_several(self, name: str) -> bool:
+        """A block of several inputs (`inputs: [low, high]`)."""
+        return name in self.defs and self.defs[name][0].inputs is not None
+
     def short_param(self, name: str) -> str | None:
         """The param a short form fills (`inception: 64`): the block's one required param."""
         required = [p for p, v in self.defs[name][0].params.items() if param_decl(v)[1] is REQUIRED]

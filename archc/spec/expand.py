@@ -149,7 +149,7 @@ class Expander(Structures):
                 node = self.op_node(item, scope.prefix + name, ins, env, names)
                 result = Value(out_var, node.index, node.out)
             else:
-                several = self.blocks.has(item.kind) and self.blocks.defs[item.kind][0].inputs is not None
+                several = self.blocks.takes_several(item.kind)
                 if len(ins) != 1 and not several:
                     raise item.wiring_at["from"].error(f"'{item.kind}' takes one input, got {len(ins)}")
                 if several and "repeat" in item.wiring:
