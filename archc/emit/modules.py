@@ -276,15 +276,16 @@ class ModuleWriter(LoopWriter):
                 t, c = self.fill_one(entries, names, item, env, t, path, splice, top)
             changes.append(c)
             if tap is not None:
-                taps[tap] = (known_length(entries), self.tap(entries, item, tap, T(t.var, t.shape,
-                                                                                   any_of([moved, *changes]))))
+                position = known_length(entries)
+                taps[tap] = (position, self.tap(entries, item, tap, position,
+                                                T(t.var, t.shape, any_of([moved, *changes]))))
         return t, any_of(changes)
 
-    def tap(self, entries: list[Entry], item: Item, ident: str, t: T) -> T:
+    def tap(self, entries: list[Entry], item: Item, ident: str, position: int | None, t: T) -> T:
         """The tensor an id inside a seq names: forward keeps it after this child, found by its
-        position, a constant; its channels kept in their own local where they are the seq's
-        running one, which later children change."""
-        if known_length(entries) is None:
+        position (the children before it), a constant; its channels kept in their own local where
+        they are the seq's running one, which later children change."""
+        if position is None:
             raise emit_error(item.wiring_at["id"], "an 'id' inside a seq must follow a constant number of "
                                                    "children (forward finds it by its position): this one "
                                                    "follows a 'when:' or a repeat whose count is not a constant")

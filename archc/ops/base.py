@@ -98,16 +98,6 @@ class Op:
     def flops(self, a: OpArgs, ins: list[Shape], out: Shape) -> int:
         return 2 * self.macs(a, ins, out) + self.extra_flops(a, ins, out)
 
-    def memo(self, a: OpArgs, x: Shape, compute):
-        """compute() once for the (args, shape) pair the rules of one node are asked about in a
-        row (infer, tensors, macs, flops). One entry, swapped atomically: safe across threads."""
-        last = getattr(self, "_memo", None)
-        if last is not None and last[0] is a and last[1] == x:
-            return last[2]
-        value = compute()
-        self._memo = (a, x, value)
-        return value
-
     # -- emission -----------------------------------------------------------------------
     def module(self, a: OpArgs, ins: list[Shape], out: Shape) -> Ctor | None:
         """The nn.Module to construct, so the layer fits nn.Sequential; None: forward's own
@@ -187,16 +177,19 @@ REGISTRY: dict[str, Op] = {}
 
 
 def same_call(method):
-    """Memoise a composite op's `parts(a, x)` on the identity of its last arguments: every rule
-    (infer, tensors, macs, module, saved) asks for them in turn with the same objects, and the
-    emitter's symbolic sizes make each recomputation costly. Identity, not equality, as a size
-    that carries an expression equals a plain int of the same value."""
+    """Memoise an op's `method(a, x)` (a conv's geometry, a composite's parts) on the identity
+    of its last arguments: every rule of one node (infer, tensors, macs, module, saved) asks in
+    turn with the same objects, and the emitter's symbolic sizes make each recomputation costly.
+    Identity, not equality, as a size that carries an expression equals a plain int of the same
+    value. One entry per op and method, swapped atomically: safe across threads."""
+    slot = f"_last_{method.__name__}"
+
     def memoised(self, a, x):
-        last = self.__dict__.get("_last_parts")
+        last = self.__dict__.get(slot)
         if last is not None and last[0] is a and last[1] is x:
             return last[2]
         out = method(self, a, x)
-        self._last_parts = (a, x, out)      # holding a and x keeps their ids from being reused
+        self.__dict__[slot] = (a, x, out)      # holding a and x keeps their ids from being reused
         return out
     memoised.__doc__ = method.__doc__
     return memoised

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from archc.errors import ShapeError
 from archc.ops.base import Ctor, Op, OpArgs, Shape, Tensor, all_same, ntuple, register, same_pad, spatial_rank
-from archc.ops.base import window_out
+from archc.ops.base import same_call, window_out
 from archc.ops.base import brief, window_text
 from archc.ops.base import Reach, Saved
 from archc.ops.base import WEIGHTED_DEFAULTS, module_kind
@@ -140,10 +140,8 @@ class Conv(Op):
     def describe(self, a: ConvArgs, ins):
         return conv_text(self.name, a, ins, a.out)
 
+    @same_call
     def geometry(self, a: ConvArgs, x: Shape):
-        return self.memo(a, x, lambda: self._geometry(a, x))
-
-    def _geometry(self, a: ConvArgs, x: Shape):
         n = spatial_rank(x, self.name)
         k = ntuple(a.k, n, "kernel")
         s = ntuple(a.stride, n, "stride")

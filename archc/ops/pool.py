@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from archc.errors import ShapeError
-from archc.ops.base import Ctor, Op, OpArgs, ntuple, register, spatial_rank, window_text
+from archc.ops.base import Ctor, Op, OpArgs, ntuple, register, same_call, spatial_rank, window_text
 from archc.ops.conv import SAME_PAD, compact, positive, resolve_pads, same_code, torch_padding, window_shape
 from archc.ops.base import Reach, Saved
 from archc.ops.conv import padded_shape, window_reach
@@ -80,10 +80,8 @@ class Window(Op):
     def describe(self, a, ins):
         return f"{self.name} {window_text(a.k, a.k if a.stride is None else a.stride, ins)}"
 
+    @same_call
     def geometry(self, a, x):
-        return self.memo(a, x, lambda: self._geometry(a, x))
-
-    def _geometry(self, a, x):
         n = spatial_rank(x, self.name)
         k = ntuple(a.k, n, "kernel")
         s = ntuple(a.stride if a.stride is not None else a.k, n, "stride")
