@@ -34,8 +34,12 @@ class ShapeError(SpecError):
 
 
 def did_you_mean(word: str, choices) -> str:
-    """' (did you mean 'x'?)' for the nearest choice, or ''."""
-    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
+    """' (did you mean 'x'?)' for the nearest choice, or for the shortest choice that contains
+    the word (a short name of a long one: 'lraspp'), or ''."""
+    word, choices = str(word), sorted(map(str, choices))
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close and len(word) >= 3:
+        close = sorted((c for c in choices if word.lower() in c.lower()), key=len)[:1]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
