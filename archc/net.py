@@ -53,6 +53,9 @@ class Net(Network):
         initialisation, are listed in a WeightsWarning and in `module.archc_weights`; keys the
         network lacks are an error unless ignore_unexpected."""
         from archc.emit.pytorch import build_module
+        if weights is not None:
+            from archc.emit.pretrained import preflight
+            preflight(self, weights, strict)
         model = build_module(self)
         if weights is not None:
             from archc.emit.pretrained import load_named_or_file

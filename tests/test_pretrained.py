@@ -277,16 +277,22 @@ def test_every_torchvision_row_fits_its_entries():
     """Each published parameter count is that of the entry (or of its sibling with the auxiliary
     heads the file holds) at the size the weights were evaluated at (ViT's SWAG weights: 384 and
     more, one position-embedding row per patch), and each file name carries its checksum prefix."""
+    from functools import cache
+
+    @cache
+    def load(name, size=None):          # each entry once: siblings share a builder
+        return archc.load(name) if size is None else archc.load(name, input=[3, size, size])
+
     table = pretrained.table()
     assert len(table) >= 40
     for name, row in table.items():
-        net = archc.load(name)
+        net = load(name)
         if row["library"] != "torchvision":
             continue
-        siblings = {archc.load(n).params for n, r in table.items() if r["builder"] == row["builder"]}
+        siblings = {load(n).params for n, r in table.items() if r["builder"] == row["builder"]}
         for tag, w in row["weights"].items():
             size = w.get("crop_size")
-            at_size = {archc.load(name, input=[3, size, size]).params} if size and len(net.input) == 3 else set()
+            at_size = {load(name, size).params} if size and len(net.input) == 3 else set()
             assert w["params"] - DROPPED_PARAMS.get(name, 0) in siblings | at_size, (name, tag, net.params)
             assert w["url"].rsplit("/", 1)[-1].split("-")[-1].startswith(w["sha256"] + "."), (name, tag)
 
@@ -338,6 +344,10 @@ def test_weights_for_another_size_are_refused_before_downloading(monkeypatch, tm
     refused with the size to use, before a 2.4 GB download; a new head is pointed to --no-strict."""
     run = cli_in(monkeypatch, tmp_path)
     monkeypatch.setenv(pretrained.MIRROR_ENV, "http://127.0.0.1:9")     # nothing is fetched
+
+    def not_built(net):     # refused before the module is built: ViT-H's takes seconds
+        raise AssertionError(f"{net.name} built")
+    monkeypatch.setattr("archc.emit.pytorch.build_module", not_built)
     r = run("build", "vit_h_14", "--weights", "torchvision", "-o", "v.py", code=2)
     assert "IMAGENET1K_SWAG_E2E_V1 weights of vit_h_14 hold 633,470,440 parameters, this network 632,045,800" \
         in r.stderr and "build at that size (--input 3x518x518)" in r.stderr

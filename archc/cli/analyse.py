@@ -60,8 +60,7 @@ def build(spec, variant, sets, input_, output, weights, strict, ignore_unexpecte
     net = compile_spec(spec, variant, sets, input_)
     src = net.source()
     if weights:
-        from archc.emit.pytorch import build_module
-        load_weights_into(build_module(net), net, weights, strict, ignore_unexpected)
+        load_weights_into(net, weights, strict, ignore_unexpected)
     if output:
         try:
             Path(output).write_text(src, encoding="utf-8")

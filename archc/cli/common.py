@@ -32,11 +32,16 @@ def weights_options(fn):
     return fn
 
 
-def load_weights_into(model, net, weights, strict, ignore_unexpected):
-    """Load --weights into `model`, telling on stderr what was loaded and what kept its start."""
-    from archc.emit.pretrained import load_named_or_file
+def load_weights_into(net, weights, strict, ignore_unexpected):
+    """The emitted module with --weights loaded, telling on stderr what was loaded and what kept
+    its start; what needs no module (a missing file, weights of another size) refused first."""
+    from archc.emit.pretrained import load_named_or_file, preflight
+    from archc.emit.pytorch import build_module
+    preflight(net, weights, strict)
+    model = build_module(net)
     say = lambda line: click.echo(line, err=True)     # noqa: E731
     say(str(load_named_or_file(model, net, weights, strict=strict, ignore_unexpected=ignore_unexpected, say=say)))
+    return model
 
 
 def input_options(fn):

@@ -24,10 +24,11 @@ def export_command(spec, variant, sets, input_, weights, strict, ignore_unexpect
     from archc.emit import export
     export.require(export.kind_of(output))        # before compiling: fail fast
     net = compile_spec(spec, variant, sets, input_)
-    from archc.emit.pytorch import build_module
-    model = build_module(net)
     if weights:
-        load_weights_into(model, net, weights, strict, ignore_unexpected)
+        model = load_weights_into(net, weights, strict, ignore_unexpected)
+    else:
+        from archc.emit.pytorch import build_module
+        model = build_module(net)
     result = export.export(model, net, output)
     if result.note:
         click.echo(f"note: {result.note}", err=True)

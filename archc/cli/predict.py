@@ -149,12 +149,13 @@ def _given(mean, std, norm):
 
 def _load(net, weights, say):
     """The emitted module with `weights` loaded strictly."""
-    from archc.emit.pretrained import load_named_or_file
+    from archc.emit.pretrained import load_named_or_file, preflight
     from archc.emit.pytorch import build_module
     if not weights:
         raise SpecError("predict needs weights: --run DIR (its best.pt) or --weights FILE")
     if not Path(weights).exists() and not _named(weights):
         raise SpecError(f"--weights {weights}: no such file")
+    preflight(net, weights)
     model = build_module(net)
     load_named_or_file(model, net, weights, strict=True, say=say)
     return model

@@ -194,6 +194,18 @@ def hint_tag(net, weights) -> None:
                         f"write --weights {row['library']}:{weights}")
 
 
+def preflight(net, weights, strict: bool = True) -> None:
+    """What can be refused before the module is built (seconds and gigabytes for the biggest
+    networks): a weights file that is not there, published weights that cannot load strictly."""
+    if is_named(weights):
+        if strict:
+            refuse_mismatch(net, resolve(net, weights))
+        return
+    from archc.emit.weights import regular_file
+    hint_tag(net, weights)
+    regular_file(weights)
+
+
 def load_named_or_file(model, net, weights, strict: bool = True, ignore_unexpected: bool = False, say=print):
     """Load `weights` (a file, or a name for `net`'s published weights) into `model`: a WeightsReport."""
     from archc.emit.weights import load_state, read_weights, unwrap
