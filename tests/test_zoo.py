@@ -1,7 +1,9 @@
 """Every zoo entry held to its reference (one parametrised test per check, timm style):
 static counts against the reference figures; the emitted module's own counts and FlopCounter
 MACs against the static ones; and for torchvision/timm models (tests/reference/models) the
-exact state_dict and the logits under the fixtures' deterministic weights."""
+exact state_dict and the logits under the fixtures' deterministic weights. The static checks
+cover every entry; the module's, of the 39 heaviest entries (tests/zoo_params.py), run with
+--heavy: bench/zoo_heavy.py, results in docs/benchmarks.md."""
 from __future__ import annotations
 
 import json
@@ -18,6 +20,7 @@ from archc.spec.load import load_file
 from reference_util import (SPECS, assert_logits_match, deterministic_, fixture, fixture_input,
                             init_fixture, init_mismatches, init_stats, macs_and_leaf_shapes,
                             state_dict_list)
+from zoo_params import zoo_params
 
 ENTRIES = {e.name: e for e in zoo.entries()}
 MODEL_FIXTURES = {p.stem for p in (Path(__file__).parent / "reference" / "models").glob("*.json")}
@@ -44,8 +47,8 @@ def unreproducible(key: str, state: dict) -> bool:
 pytestmark = pytest.mark.usefixtures("one_thread")      # tests/conftest.py
 
 
-class Built:
-    """One zoo entry compiled, its emitted module under deterministic weights, its reference."""
+class Compiled:
+    """One zoo entry compiled, with the figures and fixture it is held to."""
 
     def __init__(self, name: str):
         self.name = name
@@ -53,6 +56,13 @@ class Built:
         self.net = archc.load(self.entry.spec, variant=self.entry.variant)
         self.ref = zoo.expected(self.entry)
         self.fixture = fixture(self.entry.reference) if self.entry.reference in MODEL_FIXTURES else None
+
+
+class Built(Compiled):
+    """... and its emitted module under deterministic weights."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
         torch.manual_seed(0)         # as the init fixtures were taken
         module = self.net.to_module()
         self.initial = init_stats(module)
@@ -74,8 +84,15 @@ class Built:
 
 
 @pytest.fixture(scope="module", params=sorted(ENTRIES))
+def compiled(request):
+    """Every entry: the static checks need no module."""
+    return Compiled(request.param)
+
+
+@pytest.fixture(scope="module", params=zoo_params())
 def model(request):
-    """Module-scoped: pytest runs every check of one entry, then frees it, before the next."""
+    """Module-scoped: pytest runs every check of one entry, then frees it, before the next. The
+    heaviest entries are deselected unless --heavy (bench/zoo_heavy.py)."""
     built = Built(request.param)
     yield built
     del built.module
@@ -88,10 +105,10 @@ def needs_fixture(model):
 
 # ------------------------------------------------------------------------- static analysis
 
-def test_static_counts_match_reference(model):
-    if model.ref is None:
-        pytest.skip(f"{model.name} declares no reference")
-    assert zoo.compare(model.net, model.ref) == {}
+def test_static_counts_match_reference(compiled):
+    if compiled.ref is None:
+        pytest.skip(f"{compiled.name} declares no reference")
+    assert zoo.compare(compiled.net, compiled.ref) == {}
 
 
 def test_starts_like_its_reference(model):
@@ -114,12 +131,12 @@ KNOWN_ORDER = {
 }
 
 
-def test_static_state_dict(model):
-    needs_fixture(model)
-    ours = state_dict_list(model.net.state_dict_shapes())
-    theirs = model.fixture["state_dict"]
+def test_static_state_dict(compiled):
+    needs_fixture(compiled)
+    ours = state_dict_list(compiled.net.state_dict_shapes())
+    theirs = compiled.fixture["state_dict"]
     assert sorted(ours) == sorted(theirs)                     # the same keys with the same shapes
-    moved = KNOWN_ORDER.get(model.name)
+    moved = KNOWN_ORDER.get(compiled.name)
     if moved is None:
         assert ours == theirs                                 # ... in the same order
     else:                                                     # ... in the same order but for these
