@@ -3,7 +3,7 @@ and torch.compile (fullgraph, eager backend: any graph break is an error) in eva
 training mode (forward against eager's under one seed, then backward), each output against the
 module's own; the time to write each source. The tests run a sample (tests/test_codegen.py); this runs them all.
 
-    .venv/bin/python bench/codegen.py             # every entry, writes its section of docs/benchmarks.md
+    .venv/bin/python bench/codegen.py --jobs 2    # every entry, writes its section of docs/benchmarks.md
     .venv/bin/python bench/codegen.py resnet50    # some entries, print only
 """
 from __future__ import annotations
@@ -86,20 +86,35 @@ def compile_train(model, net) -> str:
         torch._dynamo.reset()
 
 
-def main(names: list[str]) -> None:
+def check_named(name: str) -> dict:
+    """One entry in a worker process (one torch thread: the workers share the cores)."""
     import warnings
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
+    return check(next(e for e in zoo.entries() if e.name == name))
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+    import multiprocessing
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="entries to run (print only); none: every entry, and write the section")
+    ap.add_argument("--jobs", type=int, default=1, help="entries run in parallel, each in its own process")
+    args = ap.parse_args(argv)
+    names = [e.name for e in zoo.entries() if not args.names or e.name in args.names]
     rows = []
-    for e in zoo.entries():
-        if names and e.name not in names:
-            continue
-        row = check(e)
-        rows.append(row)
-        print(f"{row['entry']:22s} {row['input']:10s} source {row['source_s']:.2f}s  "
-              + "  ".join(f"{k} {row[k]}" for k in ("script", "trace", "export", "compile", "compile train")), flush=True)
+    with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+        for row in pool.imap(check_named, names):       # in zoo order, as each is done
+            rows.append(row)
+            print(f"{row['entry']:22s} {row['input']:10s} source {row['source_s']:.2f}s  "
+                  + "  ".join(f"{k} {row[k]}" for k in ("script", "trace", "export", "compile", "compile train")),
+                  flush=True)
     failed = [r["entry"] for r in rows if any(r[k] not in ("ok", "n/a") for k in ("script", "trace", "export", "compile", "compile train"))]
+    import subprocess
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     lines = ["## Generated code: TorchScript, tracing, export, compile (`bench/codegen.py`)", "",
+             f"{time.strftime('%Y-%m-%d')}, commit {commit}, torch {torch.__version__}, CPU. "
              "Every zoo entry's generated module (ImageNet-size entries at a small input), each output "
              "against the module's own; `n/a`: a training-only output (a tuple in training, a tensor in "
              "eval) is not scriptable. `source`: seconds to write the source.", "",
@@ -109,7 +124,7 @@ def main(names: list[str]) -> None:
     lines += ["", f"{len(rows) - len(failed)} of {len(rows)} entries pass every check"
               + (f"; failing: {', '.join(failed)}" if failed else "") + "."]
     print("\n".join(lines[-1:]))
-    if not names:
+    if not args.names:
         from doc import write_section
         write_section(ROOT / "docs" / "benchmarks.md", "codegen", "\n".join(lines))
     sys.exit(1 if failed else 0)

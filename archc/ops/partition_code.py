@@ -32,7 +32,7 @@ class RelativePositionAttention(nn.Module):
 class WindowPartition(nn.Module):
     """[N, C, H, W] -> [N, H/p * W/p, p * p, C]: the p x p windows, each a sequence."""
 
-    def forward(self, x, p):
+    def forward(self, x, p: int):
         n, c, h, w = x.shape
         return x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(n, (h // p) * (w // p), p * p, c)
 
@@ -40,7 +40,7 @@ class WindowPartition(nn.Module):
 class WindowDepartition(nn.Module):
     """The inverse of WindowPartition, for rows x cols windows of p x p."""
 
-    def forward(self, x, p, rows, cols):
+    def forward(self, x, p: int, rows: int, cols: int):
         n, c = x.shape[0], x.shape[-1]
         return x.reshape(n, rows, cols, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, rows * p, cols * p)
 

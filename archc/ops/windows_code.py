@@ -40,14 +40,14 @@ class ShiftedWindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index]
         return bias.view(area, area, -1).permute(2, 0, 1).contiguous()
 
-    def shift_mask(self, height, width, shift_h, shift_w, like):
+    def shift_mask(self, height: int, width: int, shift_h: int, shift_w: int, like):
         """-100 between positions of a window that come from different regions of the shifted map."""
         size = self.window_size
         region = like.new_zeros(height, width)
         label = 0
-        for rows in (slice(0, -size), slice(-size, -shift_h), slice(-shift_h, None)):
-            for cols in (slice(0, -size), slice(-size, -shift_w), slice(-shift_w, None)):
-                region[rows, cols] = label
+        for r0, r1 in ((0, -size), (-size, -shift_h), (-shift_h, height)):      # -0 is the first row
+            for c0, c1 in ((0, -size), (-size, -shift_w), (-shift_w, width)):
+                region[r0:r1, c0:c1] = label
                 label += 1
         region = region.view(height // size, size, width // size, size).transpose(1, 2).reshape(-1, size * size)
         return (region[:, None, :] != region[:, :, None]) * -100.0
