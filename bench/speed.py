@@ -4,7 +4,8 @@ the way torchvision writes them), measured side by side in one process.
 For each network: both modules get the same weights; then rounds alternate the two (eval forward
 under no_grad, then a training step: forward, loss, backward, SGD step), so drift in the machine's
 speed hits both alike. Reported: the median time of each side, the ratio handwritten/archc (1.0 =
-parity, above 1 = archc faster) with its spread over rounds (min-max of per-round ratios), and,
+parity, above 1 = archc faster: the median of the per-round ratios) with its spread over rounds
+(min-max of per-round ratios), and,
 with --compile, the same for torch.compile'd modules. On CUDA also img/s and peak memory
 (torch.cuda.max_memory_allocated over a training step) against archc's static estimate of the
 step (parameters, gradients, optimizer state, saved activations).
@@ -20,6 +21,7 @@ import contextlib
 import importlib.util
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -115,8 +117,10 @@ def compare(name, ref_cls, args, dev) -> dict:
     for mode in ("eval", "train"):
         a, h = times["archc"][mode], times["handwritten"][mode]
         ratios = [hh / aa for aa, hh in zip(a, h)]
+        # the median of per-round ratios: a round's two runs are adjacent, so the machine's drift
+        # (the other core's load, frequency) mostly cancels in their ratio
         row[mode] = {"archc_s": statistics.median(a), "handwritten_s": statistics.median(h),
-                     "ratio": statistics.median(h) / statistics.median(a),
+                     "ratio": statistics.median(ratios),
                      "ratio_min": min(ratios), "ratio_max": max(ratios),
                      "archc_img_s": args.batch / statistics.median(a),
                      "handwritten_img_s": args.batch / statistics.median(h)}
@@ -141,8 +145,13 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true")
     p.add_argument("--threads", type=int)
     p.add_argument("--json")
-    p.add_argument("--write", action="store_true", help="write this run's table into docs/benchmarks.md (section 'speed')")
+    p.add_argument("--write", action="store_true", help="write the run's table into docs/benchmarks.md (section 'speed')")
+    p.add_argument("--from-json", nargs="+", metavar="FILE",
+                   help="measure nothing: write the section from runs saved with --json, one table each")
     args = p.parse_args(argv)
+    if args.from_json:
+        write([json.loads(Path(f).read_text()) for f in args.from_json])
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -161,31 +170,57 @@ def main(argv=None):
             print(f"{'':16s} peak MiB archc {pk['archc'] / 2**20:.0f}  handwritten {pk['handwritten'] / 2**20:.0f}"
                   f"  estimate (saved activations) {est['saved_activations_bytes'] / 2**20:.0f}"
                   f"  estimate total {est['total_bytes'] / 2**20:.0f}", flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
     meta = {"device": str(dev), "torch": torch.__version__, "amp": args.amp, "compile": args.compile,
-            "channels_last": args.channels_last, "threads": torch.get_num_threads(), "rounds": args.rounds}
+            "channels_last": args.channels_last, "threads": torch.get_num_threads(), "rounds": args.rounds,
+            "date": time.strftime("%Y-%m-%d"), "commit": commit, "argv": list(argv or sys.argv[1:])}
     if dev.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
+    run = {"meta": meta, "rows": rows}
     if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps(run, indent=1))
     if args.write:
-        sys.path.insert(0, str(HERE))
-        from doc import write_section
-        write_section(HERE.parent / "docs" / "benchmarks.md", "speed", section(meta, rows, argv or sys.argv[1:]))
+        write([run])
     return 0
 
 
-def section(meta: dict, rows: list[dict], argv: list[str]) -> str:
-    """This run as docs/benchmarks.md's speed section."""
+def write(runs: list[dict]) -> None:
+    sys.path.insert(0, str(HERE))
+    from doc import write_section
+    write_section(HERE.parent / "docs" / "benchmarks.md", "speed", section(runs))
+
+
+def section(runs: list[dict]) -> str:
+    """Runs as docs/benchmarks.md's speed section: one table each, then the lowest median."""
     def cell(m):
         return f"{m['ratio']:.3f} ({m['ratio_min']:.2f}-{m['ratio_max']:.2f}) | {m['archc_img_s']:.1f} / {m['handwritten_img_s']:.1f}"
     lines = ["## Speed: generated modules against hand-written ones (`bench/speed.py`)", "",
-             f"{time.strftime('%Y-%m-%d')}, {meta['device']}{', ' + meta['gpu'] if 'gpu' in meta else ''}, torch "
-             f"{meta['torch']}, {meta['threads']} threads, amp {meta['amp']}, channels_last {meta['channels_last']}, "
-             f"compile {meta['compile']}, {meta['rounds']} rounds. This run: `python bench/speed.py {' '.join(argv)}`. "
-             "Ratio = hand-written time / archc time (median; per-round range in brackets).", "",
-             "| network | eval ratio (spread) | eval img/s archc / hand | train-step ratio (spread) | train img/s archc / hand |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['net']} | {cell(r['eval'])} | {cell(r['train'])} |" for r in rows]
+             "Each round runs the archc module and the hand-written one (`bench/handwritten.py`, written as "
+             "torchvision writes them: in-place activations, `+=`) one after the other, order alternating, on "
+             "the same weights: eval forward under no_grad, then a training step (forward, cross-entropy, "
+             "backward, SGD). Ratio = hand-written time / archc time (1.0 parity, above 1 archc faster): the "
+             "median of the per-round ratios, their range in brackets; img/s from each side's median time."]
+    for i, run in enumerate(runs, 1):
+        m = run["meta"]
+        lines += ["", f"Run {i}: `python bench/speed.py {' '.join(m.get('argv', []))}`: {m.get('date', '')}, "
+                      f"commit {m.get('commit', '?')}, {m['device']}{', ' + m['gpu'] if 'gpu' in m else ''}, torch "
+                      f"{m['torch']}, {m['threads']} thread(s), amp {m['amp']}, channels_last {m['channels_last']}, "
+                      f"compile {m['compile']}, {m['rounds']} rounds after the warm-up, batch "
+                      f"{run['rows'][0]['batch']} at {run['rows'][0]['size']}x{run['rows'][0]['size']}.", "",
+                  "| network | eval ratio (spread) | eval img/s archc / hand | train-step ratio (spread) | "
+                  "train img/s archc / hand |", "|---|---|---|---|---|"]
+        lines += [f"| {r['net']} | {cell(r['eval'])} | {cell(r['train'])} |" for r in run["rows"]]
+        if run.get("note"):             # added to a saved run's JSON by hand: what the figures alone do not say
+            lines += ["", run["note"]]
+    medians = [(r[mode]["ratio"], r["net"], mode, i) for i, run in enumerate(runs, 1) for r in run["rows"]
+               for mode in ("eval", "train")]
+    low = min(medians)
+    lines += ["", f"Lowest median: {low[0]:.3f} ({low[1]} {low[2]}, run {low[3]}); "
+                  f"{sum(v >= 0.98 for v, *_ in medians)} of {len(medians)} medians at or above 0.98."]
+    if not any(run["meta"]["device"].startswith("cuda") for run in runs):
+        lines += ["", "GPU figures (AMP bf16, channels_last, torch.compile, peak memory against the estimate, "
+                      "`archc train` against a hand-written loop, nccl with one process) are prepared as one job, "
+                      "`bench/gpu.sh` (with `bench/train_gpu.py`); none of these runs had a GPU."]
     return "\n".join(lines) + "\n"
 
 
