@@ -91,7 +91,7 @@ def check_named(name: str) -> dict:
     import warnings
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    return check(next(e for e in zoo.entries() if e.name == name))
+    return check(zoo.find(name))
 
 
 def main(argv: list[str]) -> None:
